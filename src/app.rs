@@ -1,0 +1,52 @@
+//! The shared state of a running server (`App`) and the per-request context (`Ctx`).
+//!
+//! `App` is built once by `lib::start` and shared by every thread through an `Arc`. `Ctx` is
+//! what a route function gets: the app, this thread's read-only connection, and the request.
+
+use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::db::Db;
+use crate::error::ApiResult;
+use crate::http::Req;
+use crate::throttle::Throttle;
+use rusqlite::Connection;
+use std::sync::atomic::AtomicBool;
+
+/// Everything the threads share.
+pub struct App {
+    pub cfg: Config,
+    pub db: Db,
+    /// Seals and opens stored secrets (SPEC §8.3).
+    pub sealer: Sealer,
+    /// Login throttling (SPEC §8.2).
+    pub throttle: Throttle,
+    /// A PHC string of a random password: unknown accounts are verified against it, so they
+    /// cost the same hash as known ones (SPEC §8.1).
+    pub dummy_hash: String,
+    /// Set once shutdown has begun.
+    pub stopping: AtomicBool,
+}
+
+/// One request being handled.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    /// This thread's read-only connection.
+    pub db: &'a Connection,
+    pub req: &'a Req,
+}
+
+impl Ctx<'_> {
+    /// The configuration.
+    pub fn cfg(&self) -> &Config {
+        &self.app.cfg
+    }
+
+    /// Runs `f` on the writer connection (see `Db::write`).
+    pub fn write<R, F>(&self, f: F) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<R> + Send + 'static,
+    {
+        self.app.db.write(f)
+    }
+}

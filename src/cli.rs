@@ -1,0 +1,273 @@
+//! The admin subcommands (SPEC §9): `serve` flags, `migrate`, `check`, `backup PATH`,
+//! `user list|create|set-plan|set-admin|disable|enable|reset-password`.
+//!
+//! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
+//! running: SQLite's locking and the busy timeout make that safe) and prints plain text for an
+//! admin's terminal. `main.rs` only maps the result to an exit code.
+
+use crate::api::auth::{PRIMARY_DEVICE_NAME, device_key_material, validate_email, validate_username};
+use crate::config::{Config, Listen};
+use crate::crypto::{self, Sealer};
+use crate::db::users::{Flag, NewUser};
+use crate::db::{self, Db, devices, sessions, users};
+use crate::password;
+use lexopt::prelude::*;
+use std::path::PathBuf;
+
+/// What the command line asked for.
+pub enum Command {
+    Serve(Config),
+    Migrate(Config),
+    Check(Config),
+    Backup(Config, PathBuf),
+    User(Config, Vec<String>),
+    Help,
+    Version,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+ccjk-cloud — self-hosted backend for CCJK remote control
+
+USAGE:
+  ccjk-cloud [serve] [--listen ADDR] [--db PATH] [--workers N] [--public]
+  ccjk-cloud migrate                 apply schema migrations and exit
+  ccjk-cloud check                   integrity_check + foreign_key_check
+  ccjk-cloud backup PATH             consistent online copy (VACUUM INTO)
+  ccjk-cloud user list
+  ccjk-cloud user create EMAIL [--username NAME] [--password PW] [--admin] [--plan PLAN]
+  ccjk-cloud user set-plan EMAIL PLAN
+  ccjk-cloud user set-admin EMAIL true|false
+  ccjk-cloud user disable EMAIL      (and: user enable EMAIL)
+  ccjk-cloud user reset-password EMAIL [--password PW]
+
+Settings come from CCJK_* environment variables (see README); serve flags override them.
+A password that is not given is generated and printed once.
+";
+
+/// Parses the command line (without the program name) over a config from the environment.
+pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut cmd: Option<String> = None;
+    let mut rest: Vec<String> = Vec::new();
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("listen") => cfg.listen = Listen::parse(&value(&mut p)?)?,
+            Long("db") => cfg.db_path = PathBuf::from(value(&mut p)?),
+            Long("workers") => {
+                cfg.workers = value(&mut p)?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or("--workers takes a number from 1 to 256")?
+            }
+            Long("public") => cfg.public = true,
+            Long(flag) if cmd.as_deref() == Some("user") => {
+                let flag = flag.to_string();
+                rest.push(format!("--{flag}"));
+                if flag != "admin" {
+                    rest.push(value(&mut p)?);
+                }
+            }
+            Value(v) => {
+                let v = v.into_string().map_err(|_| "arguments must be UTF-8")?;
+                if cmd.is_none() {
+                    cmd = Some(v);
+                } else {
+                    rest.push(v);
+                }
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    Ok(match cmd.as_deref().unwrap_or("serve") {
+        "serve" => Command::Serve(cfg),
+        "migrate" => Command::Migrate(cfg),
+        "check" => Command::Check(cfg),
+        "backup" => match rest.as_slice() {
+            [path] => Command::Backup(cfg, PathBuf::from(path)),
+            _ => return Err("usage: ccjk-cloud backup PATH".into()),
+        },
+        "user" => Command::User(cfg, rest),
+        other => return Err(format!("unknown command {other:?}; see --help")),
+    })
+}
+
+fn value(p: &mut lexopt::Parser) -> Result<String, String> {
+    p.value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|_| "arguments must be UTF-8".into())
+}
+
+/// `migrate`: opening the database applies the migrations.
+pub fn migrate(cfg: &Config) -> Result<(), String> {
+    Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    println!("database {} is at schema version {}", cfg.db_path.display(), db::migrations::LATEST);
+    Ok(())
+}
+
+/// `check`: full integrity check and foreign-key check; error if either finds a problem.
+pub fn check(cfg: &Config) -> Result<(), String> {
+    let c = rusqlite::Connection::open_with_flags(&cfg.db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", cfg.db_path.display()))?;
+    let integrity: Vec<String> = c
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| e.to_string())?;
+    let fk: i64 = c
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    println!("integrity_check: {}", integrity.join("; "));
+    println!("foreign_key_check: {fk} violation(s)");
+    if integrity != ["ok"] || fk > 0 {
+        return Err("the database has problems; restore a backup".into());
+    }
+    Ok(())
+}
+
+/// `backup PATH`: a consistent copy of the live database with `VACUUM INTO`.
+pub fn backup(cfg: &Config, to: &std::path::Path) -> Result<(), String> {
+    if to.exists() {
+        return Err(format!("{} exists; choose a new file", to.display()));
+    }
+    let c = rusqlite::Connection::open(&cfg.db_path).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let dest = to.to_str().ok_or("backup path must be UTF-8")?;
+    c.execute("VACUUM INTO ?1", [dest]).map_err(|e| format!("backup failed: {e}"))?;
+    println!("backed up {} to {}", cfg.db_path.display(), to.display());
+    Ok(())
+}
+
+/// `user …`.
+pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    let reader = db.reader().map_err(|e| e.to_string())?;
+    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let positional: Vec<&String> = {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            if args[i] == "--admin" {
+                i += 1;
+            } else if args[i].starts_with("--") {
+                i += 2;
+            } else {
+                v.push(&args[i]);
+                i += 1;
+            }
+        }
+        v
+    };
+    let sub = positional.first().map(|s| s.as_str()).unwrap_or("");
+    let email = || positional.get(1).map(|s| s.to_string()).ok_or("this command needs an EMAIL");
+    let flag = |f: Flag, v: &str| -> Result<(), String> {
+        let (email, v) = (email()?, v.to_string());
+        let found = db.write(move |c| users::set_flag(c, &email, f, &v)).map_err(|e| e.message)?;
+        if found { Ok(()) } else { Err("no user with that email".into()) }
+    };
+    match sub {
+        "list" => {
+            println!("{:>5}  {:<32} {:<16} {:<11} admin active created_at", "id", "email", "username", "plan");
+            for u in users::list(&reader).map_err(|e| e.to_string())? {
+                println!(
+                    "{:>5}  {:<32} {:<16} {:<11} {:<5} {:<6} {}",
+                    u.id,
+                    u.email,
+                    u.username.as_deref().unwrap_or("-"),
+                    u.plan,
+                    u.is_admin,
+                    u.is_active,
+                    u.created_at
+                );
+            }
+            Ok(())
+        }
+        "create" => {
+            let email = email()?;
+            validate_email(&email).map_err(|e| e.message)?;
+            let username = opt("--username");
+            if let Some(u) = &username {
+                validate_username(u).map_err(|e| e.message)?;
+            }
+            let (pw, generated) = password_arg(opt("--password"))?;
+            let hash = password::hash(&pw).map_err(|e| e.message)?;
+            let sealer = sealer(cfg)?;
+            let (_, key) = device_key_material(&sealer);
+            let plan = opt("--plan").unwrap_or_else(|| cfg.default_plan.clone());
+            let admin = args.iter().any(|a| a == "--admin");
+            let user = db
+                .write(move |c| {
+                    let u = users::insert(
+                        c,
+                        &NewUser { email: &email, username: username.as_deref(), display_name: None, password_hash: &hash, default_plan: &plan },
+                    )?;
+                    devices::insert(c, u.id, PRIMARY_DEVICE_NAME, None, true, &key)?;
+                    if admin {
+                        users::set_flag(c, &u.email, Flag::Admin, "1")?;
+                    }
+                    Ok(u)
+                })
+                .map_err(|e| e.message)?;
+            println!("created user {} <{}> on plan {}", user.id, user.email, user.plan);
+            if generated {
+                println!("password: {pw}");
+            }
+            Ok(())
+        }
+        "set-plan" => {
+            let plan = positional.get(2).ok_or("usage: user set-plan EMAIL PLAN")?;
+            flag(Flag::Plan, plan)
+        }
+        "set-admin" => match positional.get(2).map(|s| s.as_str()) {
+            Some("true") => flag(Flag::Admin, "1"),
+            Some("false") => flag(Flag::Admin, "0"),
+            _ => Err("usage: user set-admin EMAIL true|false".into()),
+        },
+        "disable" => flag(Flag::Active, "0"),
+        "enable" => flag(Flag::Active, "1"),
+        "reset-password" => {
+            let email = email()?;
+            let (uid, _) = users::find_for_login(&reader, &email)
+                .map_err(|e| e.to_string())?
+                .ok_or("no user with that email")?;
+            let (pw, generated) = password_arg(opt("--password"))?;
+            let hash = password::hash(&pw).map_err(|e| e.message)?;
+            let id = uid.id;
+            let revoked = db
+                .write(move |c| {
+                    users::set_password(c, id, &hash)?;
+                    Ok(sessions::revoke_others(c, id, None)?)
+                })
+                .map_err(|e| e.message)?;
+            println!("password reset; {revoked} session(s) signed out");
+            if generated {
+                println!("password: {pw}");
+            }
+            Ok(())
+        }
+        _ => Err("usage: ccjk-cloud user list|create|set-plan|set-admin|disable|enable|reset-password …".into()),
+    }
+}
+
+fn sealer(cfg: &Config) -> Result<Sealer, String> {
+    let p = cfg.secret_key_path();
+    Sealer::load_or_create(&p).map_err(|e| format!("secret key file {}: {e}", p.display()))
+}
+
+/// The `--password` value, validated, or a generated one (returned with `true`).
+fn password_arg(given: Option<String>) -> Result<(String, bool), String> {
+    match given {
+        Some(pw) => {
+            password::validate("password", &pw).map_err(|e| e.message)?;
+            Ok((pw, false))
+        }
+        None => Ok((crypto::hex(&crypto::random_bytes::<12>()), true)),
+    }
+}

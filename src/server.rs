@@ -1,0 +1,328 @@
+//! Sockets, threads and the per-request pipeline (SPEC §2, §8.4, §8.5). Knows no route.
+//!
+//! * The listener is made with socket2 so that `TCP_NODELAY`, `SO_SNDTIMEO` and `SO_KEEPALIVE`
+//!   are set on it before tiny_http gets it (Linux copies them to accepted sockets). Never
+//!   `SO_RCVTIMEO`: it would make `accept()` fail and kill tiny_http's accept thread.
+//! * `workers` named threads loop on `Server::recv()`. An `Err` from `recv()` while not
+//!   stopping means the accept thread is dead: the server reports a fatal error so the process
+//!   exits non-zero and systemd restarts it.
+//! * Each request: read the body under its route's cap (413 before reading when the declared
+//!   length is over it; a declared length over 256 MiB is never handed back to tiny_http, whose
+//!   drop would allocate it), build a `Req`, run the route under `catch_unwind` (a panic is a
+//!   500 with no internals), respond, and log one access line.
+//! * Routes that hash passwords are handed whole to the `ccjk-hash-*` pool, so workers never
+//!   compute a hash and at most `hash_threads` hashes run at once; a request that waited too
+//!   long for the pool gets 503 with `Retry-After`.
+
+use crate::app::{App, Ctx};
+use crate::config::Listen;
+use crate::error::ApiError;
+use crate::http::{Reply, Req, redact_url};
+use crate::routes::{self, Outcome};
+use crate::throttle::Key;
+use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Declared bodies larger than this are never dropped by tiny_http (it would allocate them).
+const HUGE_BODY: usize = 256 * 1024 * 1024;
+/// Connections answered 413 and drained at once; past this they are leaked instead.
+const MAX_DRAINING: usize = 32;
+/// `SO_SNDTIMEO`: how long a write to a client that does not read may block a thread.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests waiting for a hashing thread before new ones get 503 at once.
+const HASH_QUEUE: usize = 64;
+
+static DRAINING: AtomicUsize = AtomicUsize::new(0);
+
+/// Binds the listener with the socket options tiny_http lacks.
+pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
+    let to_io = |e: Box<dyn std::error::Error + Send + Sync>| io::Error::other(e.to_string());
+    match listen {
+        Listen::Tcp(addr) => {
+            let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+            sock.set_reuse_address(true)?;
+            sock.set_tcp_nodelay(true)?;
+            sock.set_write_timeout(Some(SEND_TIMEOUT))?;
+            sock.set_keepalive(true)?;
+            sock.set_tcp_keepalive(
+                &TcpKeepalive::new()
+                    .with_time(Duration::from_secs(60))
+                    .with_interval(Duration::from_secs(10))
+                    .with_retries(6),
+            )?;
+            sock.bind(&(*addr).into())?;
+            sock.listen(1024)?;
+            let l: TcpListener = sock.into();
+            tiny_http::Server::from_listener(l, None).map_err(to_io)
+        }
+        Listen::Unix(path) => {
+            if path.exists() {
+                std::fs::remove_file(path)?;
+            }
+            let l = std::os::unix::net::UnixListener::bind(path)?;
+            tiny_http::Server::from_listener(l, None).map_err(to_io)
+        }
+    }
+}
+
+/// What the access log needs about a request, carried with it between threads.
+pub struct Meta {
+    started: Instant,
+    method: String,
+    url: String,
+    ip: String,
+    request_id: String,
+}
+
+/// A new request id: a per-process random prefix and a counter.
+fn next_request_id() -> String {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let p = PREFIX.get_or_init(|| u32::from_le_bytes(crate::crypto::random_bytes::<4>()));
+    format!("{p:08x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn client_ip(raw: &tiny_http::Request, trusted_proxy: bool) -> String {
+    if trusted_proxy
+        && let Some(h) = raw.headers().iter().find(|h| h.field.equiv("X-Forwarded-For"))
+        && let Some(last) = h.value.as_str().rsplit(',').next()
+        && let Ok(ip) = last.trim().parse::<IpAddr>()
+    {
+        return ip.to_string();
+    }
+    match raw.remote_addr() {
+        Some(a) => a.ip().to_string(),
+        None => "unix".into(),
+    }
+}
+
+/// Writes `reply` to the client and logs the access line.
+pub fn finish(raw: tiny_http::Request, reply: Reply, meta: &Meta) {
+    let status = reply.status;
+    let len = reply.body.len();
+    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    let mut add = |k: &str, v: &str| {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            resp.add_header(h);
+        }
+    };
+    add("Content-Type", reply.content_type);
+    add("X-Request-Id", &meta.request_id);
+    add("Cache-Control", "no-store");
+    for (k, v) in &reply.headers {
+        add(k, v);
+    }
+    let sent = raw.respond(resp);
+    let ms = meta.started.elapsed().as_secs_f64() * 1000.0;
+    log::info!(
+        target: "access",
+        "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}",
+        meta.ip,
+        meta.method,
+        redact_url(&meta.url),
+        status,
+        len,
+        ms,
+        meta.request_id,
+        reply.error_code.map(|c| format!(" code={c}")).unwrap_or_default(),
+        sent.err().map(|e| format!(" write_error={e}")).unwrap_or_default(),
+    );
+}
+
+/// Runs the route table for `req` on this thread, turning a panic into a 500.
+pub fn run(app: &App, conn: &rusqlite::Connection, req: &Req) -> Outcome {
+    let cx = Ctx { app, db: conn, req };
+    match catch_unwind(AssertUnwindSafe(|| routes::handle(&cx))) {
+        Ok(o) => o,
+        Err(p) => {
+            let e = ApiError::internal(format!("panic: {}", crate::db::panic_text(&p)));
+            log::error!("rid={} {} {}: {e}", req.request_id, req.method, req.path);
+            Outcome::Reply(routes::error_reply(req, &e))
+        }
+    }
+}
+
+/// Hands an outcome to the client.
+pub fn deliver(_app: &App, raw: tiny_http::Request, _req: Req, meta: Meta, outcome: Outcome) {
+    match outcome {
+        Outcome::Reply(reply) => finish(raw, reply, &meta),
+    }
+}
+
+/// Answers a request whose body is over its cap without reading the body.
+fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: bool) {
+    let resp = |r: &Reply| {
+        let mut x = tiny_http::Response::from_data(r.body.clone()).with_status_code(r.status);
+        if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
+            x.add_header(h);
+        }
+        if let Ok(h) = tiny_http::Header::from_bytes(&b"X-Request-Id"[..], meta.request_id.as_bytes()) {
+            x.add_header(h);
+        }
+        x
+    };
+    let draining = DRAINING.fetch_add(1, Ordering::SeqCst);
+    if !huge && draining < MAX_DRAINING {
+        // Dropping the request drains the unread body; do it off the worker so a client that
+        // never sends the body cannot hold a worker.
+        let r = resp(&reply);
+        let spawned = thread::Builder::new().name("ccjk-drain".into()).spawn(move || {
+            let _ = raw.respond(r);
+            DRAINING.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            DRAINING.fetch_sub(1, Ordering::SeqCst);
+        }
+    } else {
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+        // tiny_http would allocate the whole declared body when this request is dropped:
+        // answer through `upgrade` and leak the connection instead (SPEC §8.5).
+        log::warn!(
+            "rid={} leaking a connection from {} that declared an oversized body",
+            meta.request_id,
+            meta.ip
+        );
+        std::mem::forget(raw.upgrade("close", resp(&reply)));
+    }
+    log::info!(
+        target: "access",
+        "{} \"{} {}\" 413 - {:.1}ms rid={} code=PAYLOAD_TOO_LARGE",
+        meta.ip,
+        meta.method,
+        redact_url(&meta.url),
+        meta.started.elapsed().as_secs_f64() * 1000.0,
+        meta.request_id
+    );
+}
+
+/// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.
+pub fn worker_loop(app: Arc<App>, server: Arc<tiny_http::Server>, hash: HashPool) -> Result<(), String> {
+    let conn = app.db.reader().map_err(|e| format!("cannot open a reader connection: {e}"))?;
+    loop {
+        let raw = match server.recv() {
+            Ok(r) => r,
+            Err(e) => {
+                if app.stopping.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                return Err(format!("tiny_http stopped accepting connections: {e}"));
+            }
+        };
+        serve(&app, &conn, raw, &hash);
+    }
+}
+
+/// One request, from tiny_http to the client.
+fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, hash: &HashPool) {
+    let meta = Meta {
+        started: Instant::now(),
+        method: raw.method().as_str().to_string(),
+        url: raw.url().to_string(),
+        ip: client_ip(&raw, app.cfg.trusted_proxy),
+        request_id: next_request_id(),
+    };
+    let headers = raw
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .collect();
+    let mut req = Req::new(&meta.method, &meta.url, headers, Vec::new());
+    req.ip = meta.ip.clone();
+    req.request_id = meta.request_id.clone();
+    let cap = routes::body_cap(&req, &app.cfg);
+    let declared = raw.body_length();
+    if let Some(n) = declared
+        && n > cap
+    {
+        let reply = routes::error_reply(&req, &ApiError::too_large(cap));
+        return reject_oversized(raw, reply, meta, n > HUGE_BODY);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    if let Err(e) = raw.as_reader().take(cap as u64 + 1).read_to_end(&mut body) {
+        log::info!("rid={} body read failed: {e}", meta.request_id);
+        return finish(raw, routes::error_reply(&req, &ApiError::bad_request("Could not read body")), &meta);
+    }
+    if body.len() > cap {
+        let reply = routes::error_reply(&req, &ApiError::too_large(cap));
+        return reject_oversized(raw, reply, meta, false);
+    }
+    req.body = body;
+    if routes::needs_hashing(&req) {
+        if let Ok(ip) = req.ip.parse::<IpAddr>()
+            && let Some(wait) = app.throttle.check(&Key::Ip(ip))
+        {
+            let reply = routes::error_reply(&req, &ApiError::rate_limited(wait));
+            return finish(raw, reply, &meta);
+        }
+        return hash.submit(raw, req, meta);
+    }
+    let outcome = run(app, conn, &req);
+    deliver(app, raw, req, meta, outcome);
+}
+
+/// A request waiting for a hashing thread.
+struct HashJob {
+    raw: tiny_http::Request,
+    req: Req,
+    meta: Meta,
+}
+
+/// The bounded password-hashing pool (SPEC §8.1).
+#[derive(Clone)]
+pub struct HashPool {
+    tx: SyncSender<HashJob>,
+}
+
+impl HashPool {
+    /// Starts `app.cfg.hash_threads` `ccjk-hash-N` threads.
+    pub fn start(app: &Arc<App>) -> io::Result<(HashPool, Vec<thread::JoinHandle<()>>)> {
+        let (tx, rx) = mpsc::sync_channel::<HashJob>(HASH_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::new();
+        for i in 0..app.cfg.hash_threads.max(1) {
+            let (app, rx) = (app.clone(), rx.clone());
+            handles.push(thread::Builder::new().name(format!("ccjk-hash-{i}")).spawn(move || {
+                let conn = match app.db.reader() {
+                    Ok(c) => c,
+                    Err(e) => return log::error!("hash thread cannot open the database: {e}"),
+                };
+                loop {
+                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    };
+                    if job.meta.started.elapsed() > app.cfg.hash_queue_wait {
+                        let e = ApiError::unavailable("Too many logins at once; retry shortly", 2);
+                        finish(job.raw, routes::error_reply(&job.req, &e), &job.meta);
+                        continue;
+                    }
+                    let outcome = run(&app, &conn, &job.req);
+                    deliver(&app, job.raw, job.req, job.meta, outcome);
+                }
+            })?);
+        }
+        Ok((HashPool { tx }, handles))
+    }
+
+    fn submit(&self, raw: tiny_http::Request, req: Req, meta: Meta) {
+        match self.tx.try_send(HashJob { raw, req, meta }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                let e = ApiError::unavailable("Too many logins at once; retry shortly", 2);
+                finish(j.raw, routes::error_reply(&j.req, &e), &j.meta);
+            }
+        }
+    }
+}
+
+/// The address a TCP server is bound to (for tests on port 0).
+pub fn local_addr(server: &tiny_http::Server) -> Option<SocketAddr> {
+    server.server_addr().to_ip()
+}
