@@ -8,6 +8,16 @@
 
 use crate::crypto::random_bytes;
 use crate::error::{ApiError, ApiResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Hashes computed since start (hash + verify), exposed by `GET /metrics` so that tests and
+/// admins can see that throttled logins cost no hash.
+static COMPUTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many argon2 computations this process has run.
+pub fn computed() -> u64 {
+    COMPUTED.load(Ordering::Relaxed)
+}
 
 /// Shortest accepted password, in bytes.
 pub const MIN_LEN: usize = 8;
@@ -25,12 +35,14 @@ pub fn validate(field: &str, pw: &str) -> ApiResult<()> {
 /// Hashes a password with a fresh 16-byte salt; returns the PHC string.
 pub fn hash(pw: &str) -> ApiResult<String> {
     let salt = random_bytes::<16>();
+    COMPUTED.fetch_add(1, Ordering::Relaxed);
     argon2::hash_encoded(pw.as_bytes(), &salt, &argon2::Config::owasp2())
         .map_err(|e| ApiError::internal(format!("argon2: {e}")))
 }
 
 /// Verifies a password against a PHC string; a malformed string is a mismatch.
 pub fn verify(phc: &str, pw: &str) -> bool {
+    COMPUTED.fetch_add(1, Ordering::Relaxed);
     argon2::verify_encoded(phc, pw.as_bytes()).unwrap_or(false)
 }
 

@@ -20,6 +20,7 @@ pub fn dispatch(cx: &Ctx) -> Outcome {
     let req = cx.req;
     let r = match (req.method.as_str(), req.segs().as_slice()) {
         ("GET", ["health"]) => return health_reply(cx),
+        ("GET", ["metrics"]) => return metrics_reply(cx),
         ("POST", ["auth"]) => register_or_login(cx),
         ("GET", ["auth", "verify"]) => verify(cx),
         _ => Err(not_found_route()),
@@ -33,6 +34,14 @@ fn health_reply(cx: &Ctx) -> Outcome {
         Ok(v) => Reply::json(200, &v),
         Err(e) => Reply::json(e.status, &json!({"status": "unavailable", "error": e.message})).for_error(&e),
     })
+}
+
+/// `GET /metrics`: Prometheus text, or a Lite error.
+fn metrics_reply(cx: &Ctx) -> Outcome {
+    match health::metrics(cx) {
+        Ok(text) => Outcome::Reply(Reply { content_type: "text/plain; version=0.0.4", ..Reply::text(200, text) }),
+        Err(e) => F.render(cx.req, 200, Err(e)),
+    }
 }
 
 /// `POST /auth` {email, password}: registers the email if it is new, else logs in; either way
