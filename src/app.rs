@@ -8,6 +8,7 @@ use crate::crypto::Sealer;
 use crate::db::Db;
 use crate::error::ApiResult;
 use crate::http::Req;
+use crate::park::ParkingLot;
 use crate::throttle::Throttle;
 use rusqlite::Connection;
 use std::sync::atomic::AtomicBool;
@@ -23,6 +24,12 @@ pub struct App {
     /// A PHC string of a random password: unknown accounts are verified against it, so they
     /// cost the same hash as known ones (SPEC §8.1).
     pub dummy_hash: String,
+    /// Parked long-polls (SPEC §7.1).
+    pub park: ParkingLot,
+    /// Which devices and users may have claimable work.
+    pub hints: std::sync::Arc<crate::hints::Hints>,
+    /// Wakes the janitor early at shutdown.
+    pub ticker: Ticker,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
 }
@@ -48,5 +55,30 @@ impl Ctx<'_> {
         F: FnOnce(&Connection) -> ApiResult<R> + Send + 'static,
     {
         self.app.db.write(f)
+    }
+}
+
+/// A sleep that shutdown interrupts (the janitor's clock).
+#[derive(Default)]
+pub struct Ticker {
+    stopped: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Ticker {
+    /// Sleeps for `d`; returns `false` if the server is stopping.
+    pub fn sleep(&self, d: std::time::Duration) -> bool {
+        let g = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, d, |s| !*s)
+            .unwrap_or_else(|p| p.into_inner());
+        !*g
+    }
+
+    /// Ends every current and future `sleep`.
+    pub fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
     }
 }

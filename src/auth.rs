@@ -51,7 +51,9 @@ pub struct UserCaller {
 impl UserCaller {
     /// Does this caller hold `scope`?
     pub fn has(&self, scope: &str) -> bool {
-        self.scopes.as_ref().is_none_or(|s| s.iter().any(|x| x == scope))
+        self.scopes
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == scope))
     }
 }
 
@@ -172,7 +174,10 @@ fn api_key_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
     if k.revoked_at.is_some() {
         return Err(ApiError::unauthorized("API key revoked"));
     }
-    if k.expires_at.as_deref().is_some_and(|e| e <= time::now().as_str()) {
+    if k.expires_at
+        .as_deref()
+        .is_some_and(|e| e <= time::now().as_str())
+    {
         return Err(ApiError::unauthorized("API key expired"));
     }
     let user = active_user(cx, k.user_id)?;

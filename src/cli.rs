@@ -5,7 +5,9 @@
 //! running: SQLite's locking and the busy timeout make that safe) and prints plain text for an
 //! admin's terminal. `main.rs` only maps the result to an exit code.
 
-use crate::api::auth::{PRIMARY_DEVICE_NAME, device_key_material, validate_email, validate_username};
+use crate::api::auth::{
+    PRIMARY_DEVICE_NAME, device_key_material, validate_email, validate_username,
+};
 use crate::config::{Config, Listen};
 use crate::crypto::{self, Sealer};
 use crate::db::users::{Flag, NewUser};
@@ -109,20 +111,29 @@ fn value(p: &mut lexopt::Parser) -> Result<String, String> {
 /// `migrate`: opening the database applies the migrations.
 pub fn migrate(cfg: &Config) -> Result<(), String> {
     Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
-    println!("database {} is at schema version {}", cfg.db_path.display(), db::migrations::LATEST);
+    println!(
+        "database {} is at schema version {}",
+        cfg.db_path.display(),
+        db::migrations::LATEST
+    );
     Ok(())
 }
 
 /// `check`: full integrity check and foreign-key check; error if either finds a problem.
 pub fn check(cfg: &Config) -> Result<(), String> {
-    let c = rusqlite::Connection::open_with_flags(&cfg.db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open {}: {e}", cfg.db_path.display()))?;
+    let c = rusqlite::Connection::open_with_flags(
+        &cfg.db_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(|e| format!("cannot open {}: {e}", cfg.db_path.display()))?;
     let integrity: Vec<String> = c
         .prepare("PRAGMA integrity_check")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e| e.to_string())?;
     let fk: i64 = c
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
         .map_err(|e| e.to_string())?;
     println!("integrity_check: {}", integrity.join("; "));
     println!("foreign_key_check: {fk} violation(s)");
@@ -138,9 +149,11 @@ pub fn backup(cfg: &Config, to: &std::path::Path) -> Result<(), String> {
         return Err(format!("{} exists; choose a new file", to.display()));
     }
     let c = rusqlite::Connection::open(&cfg.db_path).map_err(|e| e.to_string())?;
-    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     let dest = to.to_str().ok_or("backup path must be UTF-8")?;
-    c.execute("VACUUM INTO ?1", [dest]).map_err(|e| format!("backup failed: {e}"))?;
+    c.execute("VACUUM INTO ?1", [dest])
+        .map_err(|e| format!("backup failed: {e}"))?;
     println!("backed up {} to {}", cfg.db_path.display(), to.display());
     Ok(())
 }
@@ -166,15 +179,29 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
         v
     };
     let sub = positional.first().map(|s| s.as_str()).unwrap_or("");
-    let email = || positional.get(1).map(|s| s.to_string()).ok_or("this command needs an EMAIL");
+    let email = || {
+        positional
+            .get(1)
+            .map(|s| s.to_string())
+            .ok_or("this command needs an EMAIL")
+    };
     let flag = |f: Flag, v: &str| -> Result<(), String> {
         let (email, v) = (email()?, v.to_string());
-        let found = db.write(move |c| users::set_flag(c, &email, f, &v)).map_err(|e| e.message)?;
-        if found { Ok(()) } else { Err("no user with that email".into()) }
+        let found = db
+            .write(move |c| users::set_flag(c, &email, f, &v))
+            .map_err(|e| e.message)?;
+        if found {
+            Ok(())
+        } else {
+            Err("no user with that email".into())
+        }
     };
     match sub {
         "list" => {
-            println!("{:>5}  {:<32} {:<16} {:<11} admin active created_at", "id", "email", "username", "plan");
+            println!(
+                "{:>5}  {:<32} {:<16} {:<11} admin active created_at",
+                "id", "email", "username", "plan"
+            );
             for u in users::list(&reader).map_err(|e| e.to_string())? {
                 println!(
                     "{:>5}  {:<32} {:<16} {:<11} {:<5} {:<6} {}",
@@ -206,7 +233,13 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
                 .write(move |c| {
                     let u = users::insert(
                         c,
-                        &NewUser { email: &email, username: username.as_deref(), display_name: None, password_hash: &hash, default_plan: &plan },
+                        &NewUser {
+                            email: &email,
+                            username: username.as_deref(),
+                            display_name: None,
+                            password_hash: &hash,
+                            default_plan: &plan,
+                        },
                     )?;
                     devices::insert(c, u.id, PRIMARY_DEVICE_NAME, None, true, &key)?;
                     if admin {
@@ -215,7 +248,10 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
                     Ok(u)
                 })
                 .map_err(|e| e.message)?;
-            println!("created user {} <{}> on plan {}", user.id, user.email, user.plan);
+            println!(
+                "created user {} <{}> on plan {}",
+                user.id, user.email, user.plan
+            );
             if generated {
                 println!("password: {pw}");
             }
@@ -252,7 +288,10 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err("usage: ccjk-cloud user list|create|set-plan|set-admin|disable|enable|reset-password …".into()),
+        _ => Err(
+            "usage: ccjk-cloud user list|create|set-plan|set-admin|disable|enable|reset-password …"
+                .into(),
+        ),
     }
 }
 

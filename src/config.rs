@@ -248,7 +248,9 @@ fn parse_ttl(name: &str, v: &str) -> Result<Option<Duration>, String> {
     match humantime::parse_duration(v) {
         Ok(d) if d >= Duration::from_secs(60) => Ok(Some(d)),
         Ok(_) => Err(format!("{name}: {v:?} is shorter than one minute")),
-        Err(_) => Err(format!("{name}: {v:?} is not a duration such as 15m or 90d")),
+        Err(_) => Err(format!(
+            "{name}: {v:?} is not a duration such as 15m or 90d"
+        )),
     }
 }
 
@@ -277,15 +279,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, Vec<String>> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_vars(|k| m.get(k).cloned())
     }
 
     #[test]
     fn defaults_are_loopback_and_full_sync() {
         let c = cfg(&[]).expect("defaults are valid");
-        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:3000".parse().expect("addr")));
+        assert_eq!(
+            c.listen,
+            Listen::Tcp("127.0.0.1:3000".parse().expect("addr"))
+        );
         assert_eq!(c.synchronous, Synchronous::Full);
         assert_eq!(c.secret_key_path(), PathBuf::from("./ccjk.key"));
     }

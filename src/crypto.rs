@@ -100,14 +100,19 @@ impl Sealer {
         Sealer::from_key(&key).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("secret key file {} must hold exactly 32 bytes", path.display()),
+                format!(
+                    "secret key file {} must hold exactly 32 bytes",
+                    path.display()
+                ),
             )
         })
     }
 
     /// A sealer over raw key bytes (32 of them), for tests.
     pub fn from_key(key: &[u8]) -> Option<Sealer> {
-        XChaCha20Poly1305::new_from_slice(key).ok().map(|cipher| Sealer { cipher })
+        XChaCha20Poly1305::new_from_slice(key)
+            .ok()
+            .map(|cipher| Sealer { cipher })
     }
 
     /// Seals `plaintext`; `ad` names what it is (e.g. `"devices.key_sealed"`).
@@ -116,7 +121,13 @@ impl Sealer {
         let nonce = XNonce::from(nonce_bytes);
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: ad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: ad.as_bytes(),
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory input");
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&ct);
@@ -131,12 +142,21 @@ impl Sealer {
         }
         let (n, ct) = sealed.split_at(24);
         let nonce = XNonce::try_from(n).ok()?;
-        self.cipher.decrypt(&nonce, Payload { msg: ct, aad: ad.as_bytes() }).ok()
+        self.cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ct,
+                    aad: ad.as_bytes(),
+                },
+            )
+            .ok()
     }
 
     /// `open` for a sealed UTF-8 string.
     pub fn open_string(&self, ad: &str, sealed: &[u8]) -> Option<String> {
-        self.open(ad, sealed).and_then(|v| String::from_utf8(v).ok())
+        self.open(ad, sealed)
+            .and_then(|v| String::from_utf8(v).ok())
     }
 }
 
@@ -159,7 +179,10 @@ mod tests {
         let s = Sealer::from_key(&[7u8; 32]).expect("key");
         let boxed = s.seal("devices.key_sealed", b"ccjk_secret");
         assert!(!boxed.windows(11).any(|w| w == b"ccjk_secret"));
-        assert_eq!(s.open("devices.key_sealed", &boxed).as_deref(), Some(&b"ccjk_secret"[..]));
+        assert_eq!(
+            s.open("devices.key_sealed", &boxed).as_deref(),
+            Some(&b"ccjk_secret"[..])
+        );
         assert_eq!(s.open("sessions.token_sealed", &boxed), None);
         let other = Sealer::from_key(&[8u8; 32]).expect("key");
         assert_eq!(other.open("devices.key_sealed", &boxed), None);

@@ -75,8 +75,12 @@ impl ApiError {
     }
     /// 403 `INSUFFICIENT_SCOPE`: an API key without the route's scope.
     pub fn insufficient_scope(scope: &str) -> ApiError {
-        ApiError::new(403, "INSUFFICIENT_SCOPE", format!("This credential lacks the {scope} scope"))
-            .with_details(json!({ "required_scope": scope }))
+        ApiError::new(
+            403,
+            "INSUFFICIENT_SCOPE",
+            format!("This credential lacks the {scope} scope"),
+        )
+        .with_details(json!({ "required_scope": scope }))
     }
     /// 404 `NOT_FOUND`, also for another user's ids (SPEC §5).
     pub fn not_found(what: &str) -> ApiError {
@@ -88,8 +92,12 @@ impl ApiError {
     }
     /// 403 `QUOTA_EXCEEDED` with `{limit, used}` (SPEC §7.3).
     pub fn quota(what: &str, limit: i64, used: i64) -> ApiError {
-        ApiError::new(403, "QUOTA_EXCEEDED", format!("{what} quota exceeded ({used}/{limit})"))
-            .with_details(json!({ "quota": what, "limit": limit, "used": used }))
+        ApiError::new(
+            403,
+            "QUOTA_EXCEEDED",
+            format!("{what} quota exceeded ({used}/{limit})"),
+        )
+        .with_details(json!({ "quota": what, "limit": limit, "used": used }))
     }
     /// 429 `RATE_LIMITED` with `Retry-After`.
     pub fn rate_limited(retry_after: u64) -> ApiError {
@@ -99,12 +107,20 @@ impl ApiError {
     }
     /// 413 `PAYLOAD_TOO_LARGE`.
     pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(413, "PAYLOAD_TOO_LARGE", format!("Body exceeds {limit} bytes"))
-            .with_details(json!({ "limit": limit }))
+        ApiError::new(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            format!("Body exceeds {limit} bytes"),
+        )
+        .with_details(json!({ "limit": limit }))
     }
     /// 415 `UNSUPPORTED_MEDIA_TYPE`.
     pub fn unsupported_media_type() -> ApiError {
-        ApiError::new(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+        ApiError::new(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Content-Type must be application/json",
+        )
     }
     /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`.
     pub fn unavailable(message: impl Into<String>, retry_after: u64) -> ApiError {
@@ -133,9 +149,13 @@ impl std::error::Error for ApiError {}
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
         if let rusqlite::Error::SqliteFailure(f, _) = &e
-            && matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            && matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
         {
-            return ApiError::unavailable("Database busy, retry shortly", 1).with_log(e.to_string());
+            return ApiError::unavailable("Database busy, retry shortly", 1)
+                .with_log(e.to_string());
         }
         ApiError::internal(format!("sqlite: {e}"))
     }

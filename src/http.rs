@@ -39,9 +39,15 @@ impl Req {
         let segments = path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
-        let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let query = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         Req {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
@@ -64,7 +70,10 @@ impl Req {
 
     /// The first value of a query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Path segments as `&str`, for slice patterns in route tables.
@@ -76,7 +85,10 @@ impl Req {
     pub fn bearer(&self) -> Option<&str> {
         let v = self.header("authorization")?;
         let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
     }
 
     /// Parses the body as JSON into `T`. Errors: 415 if the body is not declared as JSON,
@@ -84,7 +96,9 @@ impl Req {
     pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
         let ct = self.header("content-type").unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
-        if !(mime.eq_ignore_ascii_case("application/json") || mime.to_ascii_lowercase().ends_with("+json")) {
+        if !(mime.eq_ignore_ascii_case("application/json")
+            || mime.to_ascii_lowercase().ends_with("+json"))
+        {
             return Err(ApiError::unsupported_media_type());
         }
         parse_json(&self.body)
@@ -102,12 +116,16 @@ impl Req {
 /// Parses JSON bytes with the depth limit, mapping errors to 400/422.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if json_depth(body) > MAX_JSON_DEPTH {
-        return Err(ApiError::bad_request(format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
+        return Err(ApiError::bad_request(format!(
+            "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::new(422, "VALIDATION_FAILED", format!("Invalid request body: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::new(
+            422,
+            "VALIDATION_FAILED",
+            format!("Invalid request body: {e}"),
+        ),
         _ => ApiError::bad_request(format!("Invalid JSON: {e}")),
     })
 }
@@ -192,8 +210,15 @@ pub fn redact_url(url: &str) -> String {
         .map(|kv| {
             let key = kv.split('=').next().unwrap_or("");
             let lower = key.to_ascii_lowercase();
-            if ["token", "device_key", "key", "refresh_token", "password", "api_key"]
-                .contains(&lower.as_str())
+            if [
+                "token",
+                "device_key",
+                "key",
+                "refresh_token",
+                "password",
+                "api_key",
+            ]
+            .contains(&lower.as_str())
             {
                 format!("{key}=REDACTED")
             } else {
@@ -235,7 +260,12 @@ mod tests {
         }
         let r = Req::new("POST", "/", h("text/plain"), b"{}".to_vec());
         assert_eq!(r.json::<B>().expect_err("415").status, 415);
-        let r = Req::new("POST", "/", h("application/json; charset=utf-8"), b"{".to_vec());
+        let r = Req::new(
+            "POST",
+            "/",
+            h("application/json; charset=utf-8"),
+            b"{".to_vec(),
+        );
         assert_eq!(r.json::<B>().expect_err("400").status, 400);
         let r = Req::new("POST", "/", h("application/json"), b"{}".to_vec());
         assert_eq!(r.json::<B>().expect_err("422").status, 422);

@@ -29,7 +29,10 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod hints;
 pub mod http;
+pub mod janitor;
+pub mod park;
 pub mod password;
 pub mod routes;
 pub mod server;
@@ -65,7 +68,10 @@ impl StopHandle {
 
     fn fatal(&self, why: String) {
         let (m, cv) = &*self.0;
-        m.lock().unwrap_or_else(|p| p.into_inner()).fatal.get_or_insert(why);
+        m.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fatal
+            .get_or_insert(why);
         cv.notify_all();
     }
 }
@@ -77,6 +83,8 @@ pub struct Running {
     addr: Option<SocketAddr>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     hash: Mutex<Option<(HashPool, Vec<JoinHandle<()>>)>>,
+    /// The park thread and the janitor.
+    background: Mutex<Vec<JoinHandle<()>>>,
     stop: StopHandle,
     down: AtomicBool,
 }
@@ -92,8 +100,11 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let key_path = cfg.secret_key_path();
     let sealer = crypto::Sealer::load_or_create(&key_path)
         .map_err(|e| format!("secret key file {}: {e}", key_path.display()))?;
-    let dummy_hash = password::hash(&crypto::hex(&crypto::random_bytes::<16>())).map_err(|e| e.to_string())?;
-    let server = Arc::new(server::bind(&cfg.listen).map_err(|e| format!("cannot listen on {:?}: {e}", cfg.listen))?);
+    let dummy_hash =
+        password::hash(&crypto::hex(&crypto::random_bytes::<16>())).map_err(|e| e.to_string())?;
+    let server = Arc::new(
+        server::bind(&cfg.listen).map_err(|e| format!("cannot listen on {:?}: {e}", cfg.listen))?,
+    );
     let addr = server::local_addr(&server);
     let workers_n = cfg.workers;
     let app = Arc::new(App {
@@ -102,10 +113,19 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         sealer,
         throttle: Default::default(),
         dummy_hash,
+        park: Default::default(),
+        hints: Default::default(),
+        ticker: Default::default(),
         stopping: AtomicBool::new(false),
     });
+    seed_hints(&app).map_err(|e| format!("cannot read the task queue: {e}"))?;
+    let mut background =
+        vec![park::spawn(app.clone()).map_err(|e| format!("cannot start the park thread: {e}"))?];
+    background
+        .push(janitor::spawn(app.clone()).map_err(|e| format!("cannot start the janitor: {e}"))?);
     let stop = StopHandle(Arc::new((Mutex::new(Stop::default()), Condvar::new())));
-    let (hash, hash_threads) = HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
+    let (hash, hash_threads) =
+        HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
     let mut workers = Vec::new();
     for i in 0..workers_n {
         let (app, server, hash, stop) = (app.clone(), server.clone(), hash.clone(), stop.clone());
@@ -120,16 +140,30 @@ pub fn start(cfg: Config) -> Result<Running, String> {
             .map_err(|e| format!("cannot start worker threads: {e}"))?;
         workers.push(h);
     }
-    log::info!("ccjk-cloud {} listening on {:?}", env!("CARGO_PKG_VERSION"), app.cfg.listen);
+    log::info!(
+        "ccjk-cloud {} listening on {:?}",
+        env!("CARGO_PKG_VERSION"),
+        app.cfg.listen
+    );
     Ok(Running {
         app,
         server,
         addr,
         workers: Mutex::new(workers),
         hash: Mutex::new(Some((hash, hash_threads))),
+        background: Mutex::new(background),
         stop,
         down: AtomicBool::new(false),
     })
+}
+
+/// Marks every device and user that has pending tasks in the file (start-up, SPEC §10 index).
+fn seed_hints(app: &App) -> rusqlite::Result<()> {
+    let conn = app.db.reader()?;
+    for (device, user) in db::tasks::all_pending_targets(&conn)? {
+        app.hints.mark(device, user);
+    }
+    Ok(())
 }
 
 impl Running {
@@ -164,7 +198,11 @@ impl Running {
             return;
         }
         self.app.stopping.store(true, Ordering::SeqCst);
-        let workers: Vec<_> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        // Parked long-polls are answered first, so daemons are not left waiting.
+        self.app.park.close();
+        self.app.ticker.stop();
+        let workers: Vec<_> =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
         for _ in 0..workers.len() {
             self.server.unblock();
         }
@@ -176,6 +214,9 @@ impl Running {
             for t in threads {
                 let _ = t.join();
             }
+        }
+        for t in std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = t.join();
         }
         if let Err(e) = self.app.db.checkpoint() {
             log::warn!("checkpoint at shutdown failed: {e}");
@@ -199,9 +240,13 @@ pub fn install_panic_policy() {
     std::panic::set_hook(Box::new(move |info| {
         default(info);
         let name = thread::current().name().map(str::to_owned);
-        let ours = name.as_deref().is_some_and(|n| n.starts_with("ccjk-") || n == "main");
+        let ours = name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("ccjk-") || n == "main");
         if !ours {
-            eprintln!("panic in thread {name:?}, which is not ours: aborting so the service restarts");
+            eprintln!(
+                "panic in thread {name:?}, which is not ours: aborting so the service restarts"
+            );
             std::process::abort();
         }
     }));

@@ -46,12 +46,14 @@ fn serve(cfg: Config) -> ExitCode {
     let stop = running.stop_handle();
     match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
         Ok(mut signals) => {
-            let spawned = std::thread::Builder::new().name("ccjk-signals".into()).spawn(move || {
-                if let Some(sig) = signals.forever().next() {
-                    log::info!("received signal {sig}; shutting down");
-                    stop.stop();
-                }
-            });
+            let spawned = std::thread::Builder::new()
+                .name("ccjk-signals".into())
+                .spawn(move || {
+                    if let Some(sig) = signals.forever().next() {
+                        log::info!("received signal {sig}; shutting down");
+                        stop.stop();
+                    }
+                });
             if let Err(e) = spawned {
                 return fail(&format!("cannot start the signal thread: {e}"));
             }

@@ -27,7 +27,10 @@ pub const MAX_LEN: usize = 1024;
 /// Checks a new password's length. Errors: 422 `VALIDATION_FAILED` on `field`.
 pub fn validate(field: &str, pw: &str) -> ApiResult<()> {
     if pw.len() < MIN_LEN || pw.len() > MAX_LEN {
-        return Err(ApiError::invalid(field, format!("must be {MIN_LEN} to {MAX_LEN} bytes")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be {MIN_LEN} to {MAX_LEN} bytes"),
+        ));
     }
     Ok(())
 }

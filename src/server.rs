@@ -46,7 +46,11 @@ pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
     let to_io = |e: Box<dyn std::error::Error + Send + Sync>| io::Error::other(e.to_string());
     match listen {
         Listen::Tcp(addr) => {
-            let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+            let sock = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
             sock.set_reuse_address(true)?;
             sock.set_tcp_nodelay(true)?;
             sock.set_write_timeout(Some(SEND_TIMEOUT))?;
@@ -74,11 +78,11 @@ pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
 
 /// What the access log needs about a request, carried with it between threads.
 pub struct Meta {
-    started: Instant,
-    method: String,
-    url: String,
-    ip: String,
-    request_id: String,
+    pub(crate) started: Instant,
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) ip: String,
+    pub(crate) request_id: String,
 }
 
 /// A new request id: a per-process random prefix and a counter.
@@ -91,7 +95,10 @@ fn next_request_id() -> String {
 
 fn client_ip(raw: &tiny_http::Request, trusted_proxy: bool) -> String {
     if trusted_proxy
-        && let Some(h) = raw.headers().iter().find(|h| h.field.equiv("X-Forwarded-For"))
+        && let Some(h) = raw
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("X-Forwarded-For"))
         && let Some(last) = h.value.as_str().rsplit(',').next()
         && let Ok(ip) = last.trim().parse::<IpAddr>()
     {
@@ -149,10 +156,32 @@ pub fn run(app: &App, conn: &rusqlite::Connection, req: &Req) -> Outcome {
     }
 }
 
-/// Hands an outcome to the client.
-pub fn deliver(_app: &App, raw: tiny_http::Request, _req: Req, meta: Meta, outcome: Outcome) {
+/// Hands an outcome to the client, or a long-poll to the parking lot.
+pub fn deliver(
+    app: &App,
+    conn: &rusqlite::Connection,
+    raw: tiny_http::Request,
+    req: Req,
+    meta: Meta,
+    outcome: Outcome,
+) {
     match outcome {
         Outcome::Reply(reply) => finish(raw, reply, &meta),
+        Outcome::Park(spec) => {
+            if let Err(closed) = app.park.park(raw, req, meta, spec) {
+                // Shutting down: answer now with what there is.
+                let crate::park::Closed(raw, req, meta, spec) = *closed;
+                let cx = Ctx {
+                    app,
+                    db: conn,
+                    req: &req,
+                };
+                let reply = (spec.retry)(&cx, true).unwrap_or_else(|| {
+                    routes::error_reply(&req, &ApiError::unavailable("Shutting down", 5))
+                });
+                finish(raw, reply, &meta);
+            }
+        }
     }
 }
 
@@ -160,10 +189,14 @@ pub fn deliver(_app: &App, raw: tiny_http::Request, _req: Req, meta: Meta, outco
 fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: bool) {
     let resp = |r: &Reply| {
         let mut x = tiny_http::Response::from_data(r.body.clone()).with_status_code(r.status);
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
+        if let Ok(h) =
+            tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes())
+        {
             x.add_header(h);
         }
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"X-Request-Id"[..], meta.request_id.as_bytes()) {
+        if let Ok(h) =
+            tiny_http::Header::from_bytes(&b"X-Request-Id"[..], meta.request_id.as_bytes())
+        {
             x.add_header(h);
         }
         x
@@ -173,10 +206,12 @@ fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: boo
         // Dropping the request drains the unread body; do it off the worker so a client that
         // never sends the body cannot hold a worker.
         let r = resp(&reply);
-        let spawned = thread::Builder::new().name("ccjk-drain".into()).spawn(move || {
-            let _ = raw.respond(r);
-            DRAINING.fetch_sub(1, Ordering::SeqCst);
-        });
+        let spawned = thread::Builder::new()
+            .name("ccjk-drain".into())
+            .spawn(move || {
+                let _ = raw.respond(r);
+                DRAINING.fetch_sub(1, Ordering::SeqCst);
+            });
         if spawned.is_err() {
             DRAINING.fetch_sub(1, Ordering::SeqCst);
         }
@@ -203,8 +238,15 @@ fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: boo
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.
-pub fn worker_loop(app: Arc<App>, server: Arc<tiny_http::Server>, hash: HashPool) -> Result<(), String> {
-    let conn = app.db.reader().map_err(|e| format!("cannot open a reader connection: {e}"))?;
+pub fn worker_loop(
+    app: Arc<App>,
+    server: Arc<tiny_http::Server>,
+    hash: HashPool,
+) -> Result<(), String> {
+    let conn = app
+        .db
+        .reader()
+        .map_err(|e| format!("cannot open a reader connection: {e}"))?;
     loop {
         let raw = match server.recv() {
             Ok(r) => r,
@@ -231,7 +273,12 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     let headers = raw
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     let mut req = Req::new(&meta.method, &meta.url, headers, Vec::new());
     req.ip = meta.ip.clone();
@@ -247,7 +294,11 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     if let Err(e) = raw.as_reader().take(cap as u64 + 1).read_to_end(&mut body) {
         log::info!("rid={} body read failed: {e}", meta.request_id);
-        return finish(raw, routes::error_reply(&req, &ApiError::bad_request("Could not read body")), &meta);
+        return finish(
+            raw,
+            routes::error_reply(&req, &ApiError::bad_request("Could not read body")),
+            &meta,
+        );
     }
     if body.len() > cap {
         let reply = routes::error_reply(&req, &ApiError::too_large(cap));
@@ -264,7 +315,7 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
         return hash.submit(raw, req, meta);
     }
     let outcome = run(app, conn, &req);
-    deliver(app, raw, req, meta, outcome);
+    deliver(app, conn, raw, req, meta, outcome);
 }
 
 /// A request waiting for a hashing thread.
@@ -288,25 +339,34 @@ impl HashPool {
         let mut handles = Vec::new();
         for i in 0..app.cfg.hash_threads.max(1) {
             let (app, rx) = (app.clone(), rx.clone());
-            handles.push(thread::Builder::new().name(format!("ccjk-hash-{i}")).spawn(move || {
-                let conn = match app.db.reader() {
-                    Ok(c) => c,
-                    Err(e) => return log::error!("hash thread cannot open the database: {e}"),
-                };
-                loop {
-                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                        Ok(j) => j,
-                        Err(_) => return,
-                    };
-                    if job.meta.started.elapsed() > app.cfg.hash_queue_wait {
-                        let e = ApiError::unavailable("Too many logins at once; retry shortly", 2);
-                        finish(job.raw, routes::error_reply(&job.req, &e), &job.meta);
-                        continue;
-                    }
-                    let outcome = run(&app, &conn, &job.req);
-                    deliver(&app, job.raw, job.req, job.meta, outcome);
-                }
-            })?);
+            handles.push(
+                thread::Builder::new()
+                    .name(format!("ccjk-hash-{i}"))
+                    .spawn(move || {
+                        let conn = match app.db.reader() {
+                            Ok(c) => c,
+                            Err(e) => {
+                                return log::error!("hash thread cannot open the database: {e}");
+                            }
+                        };
+                        loop {
+                            let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                                Ok(j) => j,
+                                Err(_) => return,
+                            };
+                            if job.meta.started.elapsed() > app.cfg.hash_queue_wait {
+                                let e = ApiError::unavailable(
+                                    "Too many logins at once; retry shortly",
+                                    2,
+                                );
+                                finish(job.raw, routes::error_reply(&job.req, &e), &job.meta);
+                                continue;
+                            }
+                            let outcome = run(&app, &conn, &job.req);
+                            deliver(&app, &conn, job.raw, job.req, job.meta, outcome);
+                        }
+                    })?,
+            );
         }
         Ok((HashPool { tx }, handles))
     }

@@ -21,13 +21,20 @@ pub struct CreateApiKeyRequest {
 
 /// Creates a key; returns its row and the key itself (never shown again).
 /// Errors: 422 for an empty name, unknown or no scopes, a bad or past `expires_at`.
-pub fn create(cx: &Ctx, caller: &UserCaller, r: CreateApiKeyRequest) -> ApiResult<(ApiKey, String)> {
+pub fn create(
+    cx: &Ctx,
+    caller: &UserCaller,
+    r: CreateApiKeyRequest,
+) -> ApiResult<(ApiKey, String)> {
     let name = r.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1-100 characters"));
     }
     if r.scopes.is_empty() {
-        return Err(ApiError::invalid("scopes", "at least one scope is required"));
+        return Err(ApiError::invalid(
+            "scopes",
+            "at least one scope is required",
+        ));
     }
     let mut scopes = Vec::new();
     for s in r.scopes {
@@ -49,7 +56,15 @@ pub fn create(cx: &Ctx, caller: &UserCaller, r: CreateApiKeyRequest) -> ApiResul
     let key = crypto::new_token(API_KEY_PREFIX);
     let (prefix, hash, uid) = (crypto::display_prefix(&key), sha256(&key), caller.user_id);
     let row = cx.write(move |c| {
-        Ok(api_keys::insert(c, uid, &name, &prefix, &hash, &scopes, expires_at.as_deref())?)
+        Ok(api_keys::insert(
+            c,
+            uid,
+            &name,
+            &prefix,
+            &hash,
+            &scopes,
+            expires_at.as_deref(),
+        )?)
     })?;
     Ok((row, key))
 }

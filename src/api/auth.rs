@@ -50,7 +50,12 @@ pub struct LoginInput {
 impl LoginInput {
     /// The login name, trimmed.
     pub fn login(&self) -> ApiResult<String> {
-        let l = self.email.as_deref().or(self.username.as_deref()).unwrap_or("").trim();
+        let l = self
+            .email
+            .as_deref()
+            .or(self.username.as_deref())
+            .unwrap_or("")
+            .trim();
         if l.is_empty() {
             return Err(ApiError::invalid("email", "email or username is required"));
         }
@@ -71,20 +76,36 @@ pub fn validate_email(email: &str) -> ApiResult<()> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.')
             && !d.starts_with('.') && !d.ends_with('.') && !d.contains('@'));
-    if ok { Ok(()) } else { Err(ApiError::invalid("email", "is not an email address")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("email", "is not an email address"))
+    }
 }
 
 /// Checks a username: 3–50 of `A-Z a-z 0-9 _ . -` (no `@`, so a login is unambiguous).
 pub fn validate_username(name: &str) -> ApiResult<()> {
     let ok = (3..=50).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok { Ok(()) } else { Err(ApiError::invalid("username", "must be 3-50 letters, digits, _ . or -")) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "username",
+            "must be 3-50 letters, digits, _ . or -",
+        ))
+    }
 }
 
 /// Checks an optional free-text field's length.
 pub fn validate_text(field: &str, v: Option<&str>, max: usize) -> ApiResult<()> {
     match v {
-        Some(s) if s.chars().count() > max => Err(ApiError::invalid(field, format!("at most {max} characters"))),
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
+            field,
+            format!("at most {max} characters"),
+        )),
         _ => Ok(()),
     }
 }
@@ -105,19 +126,32 @@ fn mint(cx: &Ctx) -> (Secrets, String, String) {
 }
 
 fn user_agent(cx: &Ctx) -> Option<String> {
-    cx.req.header("user-agent").map(|s| s.chars().take(512).collect())
+    cx.req
+        .header("user-agent")
+        .map(|s| s.chars().take(512).collect())
 }
 
 /// Creates an account (and its primary device); with `session_name: Some(..)` also opens a
 /// session. Hashes: call on a hashing thread. Errors: 403 when signups are closed, 422 for bad
 /// fields, 409 `EMAIL_TAKEN` / `USERNAME_TAKEN`.
-pub fn register(cx: &Ctx, input: &RegisterInput, session: Option<Option<String>>) -> ApiResult<(User, Option<NewSession>)> {
+pub fn register(
+    cx: &Ctx,
+    input: &RegisterInput,
+    session: Option<Option<String>>,
+) -> ApiResult<(User, Option<NewSession>)> {
     if !cx.cfg().signups_open {
-        return Err(ApiError::forbidden("Sign-ups are closed; ask an admin for an account"));
+        return Err(ApiError::forbidden(
+            "Sign-ups are closed; ask an admin for an account",
+        ));
     }
     let email = input.email.trim().to_string();
     validate_email(&email)?;
-    let username = input.username.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let username = input
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     if let Some(u) = &username {
         validate_username(u)?;
     }
@@ -143,9 +177,20 @@ pub fn register(cx: &Ctx, input: &RegisterInput, session: Option<Option<String>>
         devices::insert(c, user.id, PRIMARY_DEVICE_NAME, None, true, &key)?;
         let sess = match minted {
             Some((name, (secrets, token, refresh_token))) => {
-                let session = sessions::insert(c, user.id, &secrets, name.as_deref(), ua.as_deref(), Some(&ip))?;
+                let session = sessions::insert(
+                    c,
+                    user.id,
+                    &secrets,
+                    name.as_deref(),
+                    ua.as_deref(),
+                    Some(&ip),
+                )?;
                 users::record_login(c, user.id)?;
-                Some(NewSession { session, token, refresh_token })
+                Some(NewSession {
+                    session,
+                    token,
+                    refresh_token,
+                })
             }
             None => None,
         };
@@ -177,7 +222,11 @@ pub fn login(cx: &Ctx, login: &str, password: &str) -> ApiResult<User> {
             return Err(ApiError::rate_limited(wait));
         }
     }
-    let found = if password.len() > password::MAX_LEN { None } else { users::find_for_login(cx.db, login)? };
+    let found = if password.len() > password::MAX_LEN {
+        None
+    } else {
+        users::find_for_login(cx.db, login)?
+    };
     let ok = match &found {
         Some((_, phc)) => password::verify(phc, password),
         None => {
@@ -210,18 +259,34 @@ pub fn login(cx: &Ctx, login: &str, password: &str) -> ApiResult<User> {
 }
 
 /// Opens a new session for `user_id` (login, `POST /v1/sessions`, `/api/sessions/new`).
-pub fn open_session(cx: &Ctx, user_id: i64, name: Option<String>, is_login: bool) -> ApiResult<NewSession> {
+pub fn open_session(
+    cx: &Ctx,
+    user_id: i64,
+    name: Option<String>,
+    is_login: bool,
+) -> ApiResult<NewSession> {
     validate_text("name", name.as_deref(), 255)?;
     let (secrets, token, refresh_token) = mint(cx);
     let (ua, ip) = (user_agent(cx), cx.req.ip.clone());
     let session = cx.write(move |c| {
-        let s = sessions::insert(c, user_id, &secrets, name.as_deref(), ua.as_deref(), Some(&ip))?;
+        let s = sessions::insert(
+            c,
+            user_id,
+            &secrets,
+            name.as_deref(),
+            ua.as_deref(),
+            Some(&ip),
+        )?;
         if is_login {
             users::record_login(c, user_id)?;
         }
         Ok(s)
     })?;
-    Ok(NewSession { session, token, refresh_token })
+    Ok(NewSession {
+        session,
+        token,
+        refresh_token,
+    })
 }
 
 /// Sessions' login: the most recently used live session (its token unsealed), or a new one.
@@ -243,10 +308,21 @@ pub fn primary_device_key(cx: &Ctx, user_id: i64) -> ApiResult<String> {
             .app
             .sealer
             .open_string(DEVICE_KEY_AD, &sealed)
-            .ok_or_else(|| ApiError::internal("primary device key does not open under the server key"));
+            .ok_or_else(|| {
+                ApiError::internal("primary device key does not open under the server key")
+            });
     }
     let (key, m) = device_key_material(&cx.app.sealer);
-    cx.write(move |c| Ok(devices::insert(c, user_id, PRIMARY_DEVICE_NAME, None, true, &m)?))?;
+    cx.write(move |c| {
+        Ok(devices::insert(
+            c,
+            user_id,
+            PRIMARY_DEVICE_NAME,
+            None,
+            true,
+            &m,
+        )?)
+    })?;
     Ok(key)
 }
 
@@ -259,7 +335,11 @@ pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
     }
     let old = sha256(refresh_token);
     let s = sessions::find_by_refresh(cx.db, &old)?.ok_or_else(bad)?;
-    if s.revoked_at.is_some() || s.refresh_expires_at.as_deref().is_some_and(|e| e <= time::now().as_str()) {
+    if s.revoked_at.is_some()
+        || s.refresh_expires_at
+            .as_deref()
+            .is_some_and(|e| e <= time::now().as_str())
+    {
         return Err(bad());
     }
     let (secrets, token, refresh) = mint(cx);
@@ -269,12 +349,21 @@ pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
         return Err(bad());
     }
     let session = sessions::get(cx.db, s.user_id, s.id)?.ok_or_else(bad)?;
-    Ok(NewSession { session, token, refresh_token: refresh })
+    Ok(NewSession {
+        session,
+        token,
+        refresh_token: refresh,
+    })
 }
 
 /// Revokes the caller's own session (logout). Errors: 401 if the caller is not a session.
 pub fn logout(cx: &Ctx, caller: &UserCaller) -> ApiResult<()> {
-    let (uid, sid) = (caller.user_id, caller.session_id.ok_or_else(|| ApiError::unauthorized("Not a session"))?);
+    let (uid, sid) = (
+        caller.user_id,
+        caller
+            .session_id
+            .ok_or_else(|| ApiError::unauthorized("Not a session"))?,
+    );
     cx.write(move |c| Ok(sessions::revoke(c, uid, sid)?))?;
     Ok(())
 }
@@ -297,7 +386,14 @@ pub fn update_profile(cx: &Ctx, caller: &UserCaller, p: ProfileInput) -> ApiResu
     validate_text("avatar_url", p.avatar_url.as_deref(), 2048)?;
     let uid = caller.user_id;
     cx.write(move |c| {
-        users::update_profile(c, uid, p.username.as_deref(), p.display_name.as_deref(), p.avatar_url.as_deref(), p.notify_email)
+        users::update_profile(
+            c,
+            uid,
+            p.username.as_deref(),
+            p.display_name.as_deref(),
+            p.avatar_url.as_deref(),
+            p.notify_email,
+        )
     })?;
     users::find(cx.db, uid)?.ok_or_else(|| ApiError::not_found("User"))
 }

@@ -13,29 +13,51 @@ pub fn check(cx: &Ctx) -> ApiResult<Value> {
         .query_row("SELECT count(*) FROM plans", [], |r| r.get(0))
         .map_err(|e| ApiError::unavailable("Database unavailable", 5).with_log(e.to_string()))?;
     cx.write(|_| Ok(()))?;
-    Ok(json!({ "status": "ok", "database": "ok", "plans": one, "version": env!("CARGO_PKG_VERSION") }))
+    Ok(
+        json!({ "status": "ok", "database": "ok", "plans": one, "version": env!("CARGO_PKG_VERSION") }),
+    )
 }
 
 /// `GET /metrics`: Prometheus text. Only from loopback or for an admin (SPEC §6.1).
 /// Errors: 403 for anyone else.
 pub fn metrics(cx: &Ctx) -> ApiResult<String> {
-    let loopback = cx.req.ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || cx.req.ip == "unix";
+    let loopback = cx
+        .req
+        .ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+        || cx.req.ip == "unix";
     if !loopback {
-        let admin = matches!(crate::auth::resolve(cx), Ok(crate::auth::Caller::User(u)) if u.is_admin);
+        let admin =
+            matches!(crate::auth::resolve(cx), Ok(crate::auth::Caller::User(u)) if u.is_admin);
         if !admin {
-            return Err(ApiError::forbidden("Metrics are for loopback clients and admins"));
+            return Err(ApiError::forbidden(
+                "Metrics are for loopback clients and admins",
+            ));
         }
     }
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
     };
-    gauge("ccjk_password_hashes_total", "argon2id computations (hash and verify)", "counter", crate::password::computed());
+    gauge(
+        "ccjk_password_hashes_total",
+        "argon2id computations (hash and verify)",
+        "counter",
+        crate::password::computed(),
+    );
     let size: i64 = cx.db.query_row(
         "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
         [],
         |r| r.get(0),
     )?;
-    gauge("ccjk_database_bytes", "size of the main database file", "gauge", size.max(0) as u64);
+    gauge(
+        "ccjk_database_bytes",
+        "size of the main database file",
+        "gauge",
+        size.max(0) as u64,
+    );
     Ok(out)
 }

@@ -4,12 +4,23 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod daemon;
+pub mod devices;
 pub mod health;
 pub mod sessions;
+pub mod tasks;
 
 /// Pagination from `limit` (default 20, clamped to 1..=200) and `offset` (SPEC §5).
 pub fn page(req: &crate::http::Req) -> (i64, i64) {
-    let limit = req.query("limit").and_then(|v| v.parse::<i64>().ok()).unwrap_or(20).clamp(1, 200);
-    let offset = req.query("offset").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0).max(0);
+    let limit = req
+        .query("limit")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(20)
+        .clamp(1, 200);
+    let offset = req
+        .query("offset")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
     (limit, offset)
 }

@@ -54,7 +54,11 @@ pub fn insert(
         params![user_id, name, prefix, hash, scopes, expires_at, time::now()],
     )?;
     let id = c.last_insert_rowid();
-    c.query_row(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"), [id], from_row)
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
+        [id],
+        from_row,
+    )
 }
 
 /// The user's keys, newest first, revoked ones included (with `revoked_at`).
@@ -68,9 +72,11 @@ pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<ApiKey>> {
 
 /// The key a hash belongs to, revoked or not (the caller checks).
 pub fn find_by_hash(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<ApiKey>> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"))?
-        .query_row([hash], from_row)
-        .optional()
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"
+    ))?
+    .query_row([hash], from_row)
+    .optional()
 }
 
 /// Revokes the caller's key. Returns whether a live one matched.

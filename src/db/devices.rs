@@ -61,6 +61,245 @@ pub fn primary_key_sealed(c: &Connection, user_id: i64) -> rusqlite::Result<Opti
 /// The device a key hash belongs to.
 pub fn find_by_key(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<DeviceAuth>> {
     c.prepare_cached("SELECT id, uuid, user_id FROM devices WHERE key_hash = ?1")?
-        .query_row([hash], |r| Ok(DeviceAuth { id: r.get(0)?, uuid: r.get(1)?, user_id: r.get(2)? }))
+        .query_row([hash], |r| {
+            Ok(DeviceAuth {
+                id: r.get(0)?,
+                uuid: r.get(1)?,
+                user_id: r.get(2)?,
+            })
+        })
         .optional()
+}
+
+/// A device row as the API shows it.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub id: i64,
+    pub uuid: String,
+    pub user_id: i64,
+    pub name: String,
+    pub machine_id: Option<String>,
+    pub is_primary: bool,
+    pub key_prefix: String,
+    pub os_type: Option<String>,
+    pub os_version: Option<String>,
+    pub arch: Option<String>,
+    pub hostname: Option<String>,
+    pub ccjk_version: Option<String>,
+    pub status: String,
+    /// JSON object (heartbeat_interval, task_check_interval, log_upload_enabled, max_concurrent_tasks).
+    pub config: String,
+    pub system_info: Option<String>,
+    pub ip_address: Option<String>,
+    pub last_heartbeat_at: Option<String>,
+    pub last_sync_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Running tasks it holds now.
+    pub current_tasks: i64,
+}
+
+impl Device {
+    /// An integer setting from `config`, or `default`.
+    pub fn config_int(&self, key: &str, default: i64) -> i64 {
+        serde_json::from_str::<serde_json::Value>(&self.config)
+            .ok()
+            .and_then(|v| v.get(key).and_then(|x| x.as_i64()))
+            .unwrap_or(default)
+    }
+}
+
+const DEVICE_COLUMNS: &str = "d.id, d.uuid, d.user_id, d.name, d.machine_id, d.is_primary, d.key_prefix, \
+    d.os_type, d.os_version, d.arch, d.hostname, d.ccjk_version, d.status, d.config, d.system_info, \
+    d.ip_address, d.last_heartbeat_at, d.last_sync_at, d.created_at, d.updated_at, \
+    (SELECT count(*) FROM tasks t WHERE t.claimed_by = d.id AND t.lease_expires_at IS NOT NULL AND t.status = 'running')";
+
+fn device_row(r: &rusqlite::Row) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        user_id: r.get(2)?,
+        name: r.get(3)?,
+        machine_id: r.get(4)?,
+        is_primary: r.get(5)?,
+        key_prefix: r.get(6)?,
+        os_type: r.get(7)?,
+        os_version: r.get(8)?,
+        arch: r.get(9)?,
+        hostname: r.get(10)?,
+        ccjk_version: r.get(11)?,
+        status: r.get(12)?,
+        config: r.get(13)?,
+        system_info: r.get(14)?,
+        ip_address: r.get(15)?,
+        last_heartbeat_at: r.get(16)?,
+        last_sync_at: r.get(17)?,
+        created_at: r.get(18)?,
+        updated_at: r.get(19)?,
+        current_tasks: r.get(20)?,
+    })
+}
+
+/// The user's devices, oldest first.
+pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Device>> {
+    c.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.user_id = ?1 ORDER BY d.id"
+    ))?
+    .query_map([user_id], device_row)?
+    .collect()
+}
+
+/// The user's device with this public uuid.
+pub fn get(c: &Connection, user_id: i64, uuid: &str) -> rusqlite::Result<Option<Device>> {
+    c.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.uuid = ?1 AND d.user_id = ?2"
+    ))?
+    .query_row(params![uuid, user_id], device_row)
+    .optional()
+}
+
+/// A device by internal id (for a device caller, whose id came from its own key).
+pub fn get_by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<Device>> {
+    c.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = ?1"
+    ))?
+    .query_row([id], device_row)
+    .optional()
+}
+
+/// The user's device registered with this `X-Device-ID`, with its sealed key.
+pub fn by_machine_id(
+    c: &Connection,
+    user_id: i64,
+    machine_id: &str,
+) -> rusqlite::Result<Option<(Device, Vec<u8>)>> {
+    c.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS}, d.key_sealed FROM devices d WHERE d.user_id = ?1 AND d.machine_id = ?2"
+    ))?
+    .query_row(params![user_id, machine_id], |r| Ok((device_row(r)?, r.get(21)?)))
+    .optional()
+}
+
+/// How many devices the user has.
+pub fn count(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    c.prepare_cached("SELECT count(*) FROM devices WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+}
+
+/// Renames a device. Returns whether it matched.
+pub fn rename(c: &Connection, id: i64, name: &str) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE devices SET name = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, name, time::now()],
+    )? == 1)
+}
+
+/// Replaces the config JSON.
+pub fn set_config(c: &Connection, id: i64, config: &str) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE devices SET config = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, config, time::now()],
+    )? == 1)
+}
+
+/// Replaces the key; the old one stops working at once.
+pub fn set_key(c: &Connection, id: i64, key: &KeyMaterial) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE devices SET key_prefix = ?2, key_hash = ?3, key_sealed = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, key.prefix, key.hash, key.sealed, time::now()],
+    )? == 1)
+}
+
+/// Deletes a device (its tasks' device_id becomes NULL; uptime rows go with it).
+pub fn delete(c: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(c.execute("DELETE FROM devices WHERE id = ?1", [id])? == 1)
+}
+
+/// What a daemon tells about itself (register, heartbeat). `None` keeps the stored value.
+#[derive(Default, Debug, Clone)]
+pub struct Facts {
+    pub name: Option<String>,
+    pub machine_id: Option<String>,
+    pub os_type: Option<String>,
+    pub os_version: Option<String>,
+    pub arch: Option<String>,
+    pub hostname: Option<String>,
+    pub ccjk_version: Option<String>,
+    pub system_info: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// Updates what the daemon reported about itself.
+pub fn set_facts(c: &Connection, id: i64, f: &Facts) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE devices SET name = coalesce(?2, name), machine_id = coalesce(?3, machine_id), \
+         os_type = coalesce(?4, os_type), os_version = coalesce(?5, os_version), arch = coalesce(?6, arch), \
+         hostname = coalesce(?7, hostname), ccjk_version = coalesce(?8, ccjk_version), \
+         system_info = coalesce(?9, system_info), ip_address = coalesce(?10, ip_address), updated_at = ?11 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        f.name,
+        f.machine_id,
+        f.os_type,
+        f.os_version,
+        f.arch,
+        f.hostname,
+        f.ccjk_version,
+        f.system_info,
+        f.ip_address,
+        time::now()
+    ])?;
+    Ok(())
+}
+
+/// Records a heartbeat: status and time; returns the previous status and heartbeat time.
+pub fn beat(
+    c: &Connection,
+    id: i64,
+    status: &str,
+    now: &str,
+) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    let prev = c
+        .prepare_cached("SELECT status, last_heartbeat_at FROM devices WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    c.prepare_cached(
+        "UPDATE devices SET status = ?2, last_heartbeat_at = ?3, last_sync_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, status, now])?;
+    Ok(prev)
+}
+
+/// Sets a device's status (offline marking).
+pub fn set_status(c: &Connection, id: i64, status: &str) -> rusqlite::Result<bool> {
+    Ok(c.prepare_cached(
+        "UPDATE devices SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status != ?2",
+    )?
+    .execute(params![id, status, time::now()])?
+        == 1)
+}
+
+/// Adds online seconds to a device's UTC day.
+pub fn add_uptime(c: &Connection, id: i64, day: &str, seconds: i64) -> rusqlite::Result<()> {
+    if seconds <= 0 {
+        return Ok(());
+    }
+    c.prepare_cached(
+        "INSERT INTO device_uptime (device_id, day, online_seconds) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (device_id, day) DO UPDATE SET online_seconds = online_seconds + excluded.online_seconds",
+    )?
+    .execute(params![id, day, seconds])?;
+    Ok(())
+}
+
+/// Devices not `offline` whose last heartbeat is older than 3 × their interval (SPEC §7.2).
+pub fn silent(c: &Connection, now: &str) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+    c.prepare_cached(
+        "SELECT id, user_id, name FROM devices WHERE status != 'offline' AND (last_heartbeat_at IS NULL OR \
+         last_heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || (3 * coalesce(json_extract(config, '$.heartbeat_interval'), 30)) || ' seconds'))",
+    )?
+    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .collect()
 }

@@ -12,7 +12,10 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Ordered upgrade steps: `STEPS[i]` turns version `i` into `i + 1`.
-const STEPS: &[&str] = &[include_str!("migrations/v1.sql")];
+const STEPS: &[&str] = &[
+    include_str!("migrations/v1.sql"),
+    include_str!("migrations/v2.sql"),
+];
 
 /// The version a database has after `migrate`.
 pub const LATEST: i32 = STEPS.len() as i32;
@@ -34,10 +37,16 @@ pub fn migrate(conn: &Connection) -> Result<(), String> {
     }
     if version == 0 {
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| e.to_string())?;
         if tables > 0 {
-            return Err("the file has tables but no ccjk-cloud schema version; refusing to touch it".into());
+            return Err(
+                "the file has tables but no ccjk-cloud schema version; refusing to touch it".into(),
+            );
         }
         return apply(conn, SCHEMA, LATEST);
     }
@@ -49,11 +58,13 @@ pub fn migrate(conn: &Connection) -> Result<(), String> {
 }
 
 fn apply(conn: &Connection, sql: &str, to: i32) -> Result<(), String> {
-    conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {to};\nCOMMIT;"))
-        .map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            format!("step to version {to}: {e}")
-        })
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {to};\nCOMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("step to version {to}: {e}")
+    })
 }
 
 #[cfg(test)]
@@ -77,12 +88,19 @@ mod tests {
         names.retain(|n| !n.starts_with("sqlite_"));
         for t in names {
             for q in ["table_xinfo", "index_list", "foreign_key_list"] {
-                let mut s = c.prepare(&format!("SELECT * FROM pragma_{q}('{t}')")).expect("pragma");
+                let mut s = c
+                    .prepare(&format!("SELECT * FROM pragma_{q}('{t}')"))
+                    .expect("pragma");
                 let n = s.column_count();
                 let rows: Vec<String> = s
                     .query_map([], |r| {
                         let cols: Vec<String> = (0..n)
-                            .map(|i| format!("{:?}", r.get_ref(i).map(|v| v.as_str().map(str::to_owned).ok())))
+                            .map(|i| {
+                                format!(
+                                    "{:?}",
+                                    r.get_ref(i).map(|v| v.as_str().map(str::to_owned).ok())
+                                )
+                            })
                             .collect();
                         Ok(cols.join("|"))
                     })
@@ -110,7 +128,9 @@ mod tests {
             apply_steps_up_to(&old, start);
             migrate(&old).expect("upgrade");
             assert_eq!(shape(&fresh), shape(&old), "upgrading from v{start}");
-            let v: i32 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("v");
+            let v: i32 = old
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .expect("v");
             assert_eq!(v, LATEST);
         }
     }
@@ -118,7 +138,8 @@ mod tests {
     #[test]
     fn newer_and_foreign_files_are_refused() {
         let c = Connection::open_in_memory().expect("db");
-        c.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1)).expect("set");
+        c.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1))
+            .expect("set");
         assert!(migrate(&c).expect_err("newer").contains("newer"));
         let c = Connection::open_in_memory().expect("db");
         c.execute_batch("CREATE TABLE other (x)").expect("foreign");

@@ -13,8 +13,10 @@
 
 pub mod api_keys;
 pub mod devices;
+pub mod messages;
 pub mod migrations;
 pub mod sessions;
+pub mod tasks;
 pub mod users;
 
 use crate::config::Synchronous;
@@ -70,7 +72,10 @@ impl Db {
             .name("ccjk-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| OpenError(format!("cannot start the writer thread: {e}")))?;
-        Ok(Db { path: path.to_path_buf(), jobs })
+        Ok(Db {
+            path: path.to_path_buf(),
+            jobs,
+        })
     }
 
     /// The database file.
@@ -104,7 +109,10 @@ impl Db {
         let job: Job = Box::new(move |conn: Option<&Connection>| {
             let r = match conn {
                 Some(conn) => catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| {
-                    Err(ApiError::internal(format!("panic in write: {}", panic_text(&p))))
+                    Err(ApiError::internal(format!(
+                        "panic in write: {}",
+                        panic_text(&p)
+                    )))
                 }),
                 None => Err(ApiError::unavailable("Database busy, retry shortly", 1)),
             };
@@ -152,7 +160,9 @@ fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, OpenError> 
         .map_err(|e| OpenError(format!("cannot open database {}: {e}", path.display())))?;
     let setup = |c: &Connection| -> Result<(), String> {
         c.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
-        let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(format!("journal_mode is {mode}, not wal"));
         }
@@ -166,7 +176,8 @@ fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, OpenError> 
         c.set_prepared_statement_cache_capacity(128);
         Ok(())
     };
-    setup(&conn).map_err(|e| OpenError(format!("cannot configure database {}: {e}", path.display())))?;
+    setup(&conn)
+        .map_err(|e| OpenError(format!("cannot configure database {}: {e}", path.display())))?;
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(|e| OpenError(format!("database {} is not readable: {e}", path.display())))?;

@@ -97,16 +97,20 @@ pub fn get(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Ses
 
 /// The session a token hash belongs to, revoked or not (the caller checks).
 pub fn find_by_token(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<Session>> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE token_hash = ?1"))?
-        .query_row([hash], from_row)
-        .optional()
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE token_hash = ?1"
+    ))?
+    .query_row([hash], from_row)
+    .optional()
 }
 
 /// The session a refresh-token hash belongs to.
 pub fn find_by_refresh(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<Session>> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE refresh_hash = ?1"))?
-        .query_row([hash], from_row)
-        .optional()
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE refresh_hash = ?1"
+    ))?
+    .query_row([hash], from_row)
+    .optional()
 }
 
 /// The user's live sessions, most recently used first.
@@ -121,12 +125,17 @@ pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Session>> {
 
 /// The user's most recently used live, unexpired session with its sealed token
 /// (Sessions' login returns the existing session).
-pub fn most_recent_live(c: &Connection, user_id: i64) -> rusqlite::Result<Option<(Session, Vec<u8>)>> {
+pub fn most_recent_live(
+    c: &Connection,
+    user_id: i64,
+) -> rusqlite::Result<Option<(Session, Vec<u8>)>> {
     c.prepare_cached(&format!(
         "SELECT {COLUMNS}, token_sealed FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL \
          AND (expires_at IS NULL OR expires_at > ?2) ORDER BY last_used_at DESC, id DESC LIMIT 1"
     ))?
-    .query_row(params![user_id, time::now()], |r| Ok((from_row(r)?, r.get(10)?)))
+    .query_row(params![user_id, time::now()], |r| {
+        Ok((from_row(r)?, r.get(10)?))
+    })
     .optional()
 }
 

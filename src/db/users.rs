@@ -86,7 +86,15 @@ pub fn insert(c: &Connection, u: &NewUser) -> ApiResult<User> {
     let r = c.execute(
         "INSERT INTO users (email, username, display_name, password_hash, plan, is_admin, \
          created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![u.email, u.username, u.display_name, u.password_hash, plan, first, now],
+        params![
+            u.email,
+            u.username,
+            u.display_name,
+            u.password_hash,
+            plan,
+            first,
+            now
+        ],
     );
     match r {
         Ok(_) => {}
@@ -118,7 +126,14 @@ pub fn update_profile(
         "UPDATE users SET username = coalesce(?2, username), \
          display_name = coalesce(?3, display_name), avatar_url = coalesce(?4, avatar_url), \
          notify_email = coalesce(?5, notify_email), updated_at = ?6 WHERE id = ?1",
-        params![id, username, display_name, avatar_url, notify_email, time::now()],
+        params![
+            id,
+            username,
+            display_name,
+            avatar_url,
+            notify_email,
+            time::now()
+        ],
     );
     match r {
         Ok(_) => Ok(()),
@@ -160,8 +175,12 @@ pub fn record_failure(c: &Connection, id: i64, locked_until: Option<&str>) -> ru
 pub fn set_flag(c: &Connection, email: &str, column: Flag, value: &str) -> ApiResult<bool> {
     let sql = match column {
         Flag::Plan => "UPDATE users SET plan = ?2, updated_at = ?3 WHERE email = ?1",
-        Flag::Admin => "UPDATE users SET is_admin = CAST(?2 AS INTEGER), updated_at = ?3 WHERE email = ?1",
-        Flag::Active => "UPDATE users SET is_active = CAST(?2 AS INTEGER), updated_at = ?3 WHERE email = ?1",
+        Flag::Admin => {
+            "UPDATE users SET is_admin = CAST(?2 AS INTEGER), updated_at = ?3 WHERE email = ?1"
+        }
+        Flag::Active => {
+            "UPDATE users SET is_active = CAST(?2 AS INTEGER), updated_at = ?3 WHERE email = ?1"
+        }
     };
     match c.execute(sql, params![email, value, time::now()]) {
         Ok(n) => Ok(n == 1),
@@ -180,4 +199,35 @@ pub enum Flag {
     Plan,
     Admin,
     Active,
+}
+
+/// A user's plan limits (SPEC §4 `plans`); `None` = unlimited.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub max_devices: Option<i64>,
+    pub max_tasks_per_day: Option<i64>,
+    pub max_concurrent_tasks: Option<i64>,
+    pub storage_quota_bytes: Option<i64>,
+    pub log_retention_days: Option<i64>,
+    pub api_calls_per_minute: Option<i64>,
+}
+
+/// The limits of the user's plan.
+pub fn limits(c: &Connection, user_id: i64) -> rusqlite::Result<Limits> {
+    c.prepare_cached(
+        "SELECT p.max_devices, p.max_tasks_per_day, p.max_concurrent_tasks, p.storage_quota_bytes, \
+         p.log_retention_days, p.api_calls_per_minute FROM users u JOIN plans p ON p.name = u.plan WHERE u.id = ?1",
+    )?
+    .query_row([user_id], |r| {
+        Ok(Limits {
+            max_devices: r.get(0)?,
+            max_tasks_per_day: r.get(1)?,
+            max_concurrent_tasks: r.get(2)?,
+            storage_quota_bytes: r.get(3)?,
+            log_retention_days: r.get(4)?,
+            api_calls_per_minute: r.get(5)?,
+        })
+    })
+    .optional()
+    .map(Option::unwrap_or_default)
 }

@@ -4,13 +4,19 @@
 //! Lite's clients authenticate with `X-Device-Key`; a session token or API key is accepted
 //! where the seed shows one.
 
-use super::{Family, Outcome, not_found_route};
+use super::{Family, Outcome, not_found_route, poll, poll_limit, poll_wait};
+use crate::api::daemon::{self, Beat, ResultRequest};
+use crate::api::devices::fact;
+use crate::api::tasks::{self, CreateTaskRequest, Creator, task_json};
 use crate::api::{auth as accounts, health};
 use crate::app::Ctx;
-use crate::auth::{Caller, resolve_token};
+use crate::auth::{Caller, DeviceCaller, require_device, resolve, resolve_token};
+use crate::db::devices::Facts;
+use crate::db::tasks::{Filter, Task};
 use crate::db::users;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 const F: Family = Family::Lite;
@@ -23,23 +29,158 @@ pub fn dispatch(cx: &Ctx) -> Outcome {
         ("GET", ["metrics"]) => return metrics_reply(cx),
         ("POST", ["auth"]) => register_or_login(cx),
         ("GET", ["auth", "verify"]) => verify(cx),
+        ("POST", ["daemon", "heartbeat"]) => require_device(cx).and_then(|d| heartbeat(cx, &d)),
+        ("GET", ["daemon", "tasks"]) => return daemon_tasks(cx),
+        ("POST", ["daemon", "tasks", t, "result"]) => {
+            require_device(cx).and_then(|d| result(cx, &d, t))
+        }
+        ("POST", ["tasks"]) => create_task(cx),
+        ("GET", ["tasks"]) => list_tasks(cx),
+        ("GET", ["tasks", t]) => get_task(cx, t),
+        ("POST", ["tasks", t, "cancel"]) => cancel_task(cx, t),
         _ => Err(not_found_route()),
     };
     F.render(req, 200, r)
+}
+
+/// A claimed task in Lite's shape.
+fn lite_task(t: &Task) -> Value {
+    let env = t
+        .env
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<Value>(e).ok());
+    json!({"id": t.id, "command": t.command, "timeout": t.timeout_ms, "cwd": t.cwd, "env": env, "priority": t.priority, "attempt": t.attempt})
+}
+
+/// `POST /daemon/heartbeat` {status, os, version}: records the beat and CLAIMS the device's
+/// pending tasks, as the seed's author's own server did: `pending_tasks` are now running.
+fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
+    #[derive(Deserialize, Default)]
+    struct Body {
+        status: Option<String>,
+        os: Option<String>,
+        version: Option<String>,
+    }
+    let b: Body = cx.req.json_or_default()?;
+    let facts = Facts {
+        os_type: fact(b.os.as_deref()),
+        ccjk_version: fact(b.version.as_deref()),
+        ..Facts::default()
+    };
+    let r = daemon::heartbeat(
+        cx,
+        d,
+        Beat {
+            status: b.status,
+            facts,
+            ..Beat::default()
+        },
+    )?;
+    let claimed = if r.device.status == "offline" {
+        Vec::new()
+    } else {
+        daemon::claim(cx, d, 50)?
+    };
+    let list: Vec<Value> = claimed.iter().map(lite_task).collect();
+    Ok(json!({"pending_tasks": list, "cancel_tasks": r.cancel_tasks}))
+}
+
+fn render_tasks(cx: &Ctx, tasks: &[Task], cancels: &[String]) -> Reply {
+    let list: Vec<Value> = tasks.iter().map(lite_task).collect();
+    F.ok(cx.req, 200, json!({"tasks": list, "cancel_tasks": cancels}))
+}
+
+/// `GET /daemon/tasks` (claims; `?wait=` long-polls as in `/v1`).
+fn daemon_tasks(cx: &Ctx) -> Outcome {
+    match require_device(cx).and_then(|d| Ok((d, poll_wait(cx.req)?))) {
+        Ok((d, wait)) => poll(cx, &d, poll_limit(cx.req), wait, render_tasks),
+        Err(e) => F.render(cx.req, 200, Err(e)),
+    }
+}
+
+fn result(cx: &Ctx, d: &DeviceCaller, id: &str) -> ApiResult<Value> {
+    let b: ResultRequest = cx.req.json()?;
+    let t = match daemon::report(cx, d, id, b)? {
+        daemon::Reported::Accepted(t)
+        | daemon::Reported::Duplicate(t)
+        | daemon::Reported::CancelledKept(t) => t,
+    };
+    Ok(json!({"task_id": t.id, "status": t.status}))
+}
+
+/// The owner and (for a device key) the device whose tasks a Lite caller sees.
+fn scope(cx: &Ctx, scope: &str) -> ApiResult<Creator> {
+    match resolve(cx)? {
+        Caller::Device(d) => Ok(Creator {
+            user_id: d.user_id,
+            session_id: None,
+            own_device: Some(d.id),
+        }),
+        Caller::User(u) if u.has(scope) => Ok(Creator::from(&u)),
+        Caller::User(_) => Err(ApiError::insufficient_scope(scope)),
+    }
+}
+
+/// `POST /tasks` {command, timeout, cwd, env?, priority?}: with a device key the task is for
+/// the calling device.
+fn create_task(cx: &Ctx) -> ApiResult<Value> {
+    let who = scope(cx, "task:create")?;
+    let body: CreateTaskRequest = cx.req.json()?;
+    let (t, _) = tasks::create(cx, &who, &body, "api")?;
+    Ok(json!({"task_id": t.id, "status": t.status}))
+}
+
+fn get_task(cx: &Ctx, id: &str) -> ApiResult<Value> {
+    let who = scope(cx, "task:read")?;
+    let t = tasks::get(cx, who.user_id, id)?;
+    if who.own_device.is_some_and(|d| t.device_id != Some(d)) {
+        return Err(ApiError::not_found("Task"));
+    }
+    Ok(task_json(&t))
+}
+
+fn list_tasks(cx: &Ctx) -> ApiResult<Value> {
+    let who = scope(cx, "task:read")?;
+    let (limit, offset) = crate::api::page(cx.req);
+    let f = Filter {
+        status: cx.req.query("status").map(str::to_string),
+        device_id: who.own_device,
+        limit,
+        offset,
+        ..Filter::default()
+    };
+    let list: Vec<Value> = tasks::list(cx, who.user_id, f, None)?
+        .iter()
+        .map(task_json)
+        .collect();
+    Ok(json!({"tasks": list}))
+}
+
+fn cancel_task(cx: &Ctx, id: &str) -> ApiResult<Value> {
+    let who = scope(cx, "task:cancel")?;
+    let t = tasks::cancel(cx, who.user_id, id, who.own_device)?;
+    Ok(json!({"task_id": t.id, "status": t.status}))
 }
 
 /// `GET /health`: a flat `{status, database, version}`; 503 when the database is not answering.
 fn health_reply(cx: &Ctx) -> Outcome {
     Outcome::Reply(match health::check(cx) {
         Ok(v) => Reply::json(200, &v),
-        Err(e) => Reply::json(e.status, &json!({"status": "unavailable", "error": e.message})).for_error(&e),
+        Err(e) => Reply::json(
+            e.status,
+            &json!({"status": "unavailable", "error": e.message}),
+        )
+        .for_error(&e),
     })
 }
 
 /// `GET /metrics`: Prometheus text, or a Lite error.
 fn metrics_reply(cx: &Ctx) -> Outcome {
     match health::metrics(cx) {
-        Ok(text) => Outcome::Reply(Reply { content_type: "text/plain; version=0.0.4", ..Reply::text(200, text) }),
+        Ok(text) => Outcome::Reply(Reply {
+            content_type: "text/plain; version=0.0.4",
+            ..Reply::text(200, text)
+        }),
         Err(e) => F.render(cx.req, 200, Err(e)),
     }
 }

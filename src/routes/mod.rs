@@ -6,6 +6,7 @@
 //! envelopes, never in rules. Per-route body caps and the list of routes that hash passwords
 //! live here too, because the server needs them before it runs a route.
 
+pub mod control;
 pub mod lite;
 pub mod sessions;
 pub mod v1;
@@ -21,6 +22,8 @@ use serde_json::{Map, Value, json};
 pub enum Outcome {
     /// Answer now.
     Reply(Reply),
+    /// Park the request (a long-poll) until work arrives or its deadline.
+    Park(crate::park::Spec),
 }
 
 /// The API families and their envelopes.
@@ -69,7 +72,13 @@ impl Family {
     /// An error reply in this family's envelope; internal details go to the log only.
     pub fn err(self, req: &Req, e: &ApiError) -> Reply {
         if let Some(detail) = &e.log {
-            log::error!("rid={} {} {}: {}", req.request_id, req.method, req.path, detail);
+            log::error!(
+                "rid={} {} {}: {}",
+                req.request_id,
+                req.method,
+                req.path,
+                detail
+            );
         }
         let body = match self {
             Family::V1 => json!({
@@ -109,7 +118,7 @@ pub fn handle(cx: &Ctx) -> Outcome {
         Family::V1 => v1::dispatch(cx),
         Family::Sessions => sessions::dispatch(cx),
         Family::Lite => lite::dispatch(cx),
-        Family::Control => Family::Control.render(req, 200, Err(not_found_route())),
+        Family::Control => control::dispatch(cx),
     }
 }
 
@@ -132,4 +141,74 @@ pub fn needs_hashing(req: &Req) -> bool {
                 | ["v1", "auth", "register" | "login" | "password"]
                 | ["api", "auth", "register" | "login"]
         )
+}
+
+/// Renders claimed tasks and cancels to deliver, in a family's shape.
+pub type RenderPoll = fn(&Ctx, &[crate::db::tasks::Task], &[String]) -> Reply;
+
+/// A daemon poll shared by the families: claims now; with nothing to claim and `wait_secs > 0`
+/// parks the request (SPEC §7.1 long-poll) until work for the device arrives, a cancel for it
+/// is requested, or the wait runs out (then an empty list). On every wake the credential is
+/// checked again, so a key rotated or a device deleted meanwhile gets 401, never work.
+pub fn poll(
+    cx: &Ctx,
+    dev: &crate::auth::DeviceCaller,
+    limit: i64,
+    wait_secs: u64,
+    render: RenderPoll,
+) -> Outcome {
+    use crate::api::daemon;
+    let fam = family_of(cx.req);
+    match daemon::claim(cx, dev, limit) {
+        Err(e) => Outcome::Reply(fam.err(cx.req, &e)),
+        Ok(t) if !t.is_empty() || wait_secs == 0 => Outcome::Reply(render(cx, &t, &[])),
+        Ok(_) => {
+            let since = time::now();
+            let device_id = dev.id;
+            Outcome::Park(crate::park::Spec {
+                device_id,
+                user_id: dev.user_id,
+                deadline: std::time::Instant::now() + std::time::Duration::from_secs(wait_secs),
+                retry: Box::new(move |cx, last| {
+                    let dev = match crate::auth::require_device(cx) {
+                        Ok(d) if d.id == device_id => d,
+                        Ok(_) => {
+                            return Some(
+                                fam.err(cx.req, &ApiError::unauthorized("Device key changed")),
+                            );
+                        }
+                        Err(e) => return Some(fam.err(cx.req, &e)),
+                    };
+                    match daemon::claim(cx, &dev, limit) {
+                        Err(e) => Some(fam.err(cx.req, &e)),
+                        Ok(t) if !t.is_empty() => Some(render(cx, &t, &[])),
+                        Ok(_) => match daemon::cancels_since(cx, &dev, &since) {
+                            Err(e) => Some(fam.err(cx.req, &e)),
+                            Ok(c) if !c.is_empty() || last => Some(render(cx, &[], &c)),
+                            Ok(_) => None,
+                        },
+                    }
+                }),
+            })
+        }
+    }
+}
+
+/// `limit` for polls: default 10, 1..=50.
+pub fn poll_limit(req: &Req) -> i64 {
+    req.query("limit")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(10)
+        .clamp(1, 50)
+}
+
+/// `wait` for polls, in seconds: 0..=60 (larger values are clamped). Errors: 400 if not a number.
+pub fn poll_wait(req: &Req) -> ApiResult<u64> {
+    match req.query("wait") {
+        None | Some("") => Ok(0),
+        Some(v) => v
+            .parse::<u64>()
+            .map(|w| w.min(60))
+            .map_err(|_| ApiError::bad_request("wait must be seconds (0-60)")),
+    }
 }

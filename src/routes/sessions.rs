@@ -9,6 +9,7 @@ use crate::api::{auth as accounts, sessions};
 use crate::app::Ctx;
 use crate::auth::{UserCaller, require_session};
 use crate::db::sessions::Session;
+use crate::db::tasks::Task;
 use crate::db::users::{self, User};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
@@ -27,8 +28,11 @@ pub fn dispatch(cx: &Ctx) -> Outcome {
         ("GET", ["auth", "verify"]) => return verify(cx),
         ("POST", ["auth", "logout"]) => s(cx).and_then(|u| logout(cx, &u)),
         ("GET", ["auth", "me"]) => s(cx).and_then(|u| me(cx, &u)),
-        ("POST", ["sessions", "new"]) => return F.render(req, 201, s(cx).and_then(|u| new_session(cx, &u))),
+        ("POST", ["sessions", "new"]) => {
+            return F.render(req, 201, s(cx).and_then(|u| new_session(cx, &u)));
+        }
         ("GET", ["sessions"]) => s(cx).and_then(|u| list(cx, &u)),
+        ("GET", ["sessions", "current", "jobs"]) => s(cx).and_then(|u| current_jobs(cx, &u)),
         ("GET", ["sessions", id]) => s(cx).and_then(|u| show(cx, &u, id)),
         ("PATCH", ["sessions", id]) => s(cx).and_then(|u| rename(cx, &u, id)),
         ("DELETE", ["sessions", id]) => s(cx).and_then(|u| delete(cx, &u, id)),
@@ -66,7 +70,8 @@ fn login(cx: &Ctx) -> ApiResult<Value> {
 /// `GET /api/auth/verify`: failures add `valid: false` to the error body.
 fn verify(cx: &Ctx) -> Outcome {
     let r = require_session(cx).and_then(|u| {
-        let user = users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
+        let user = users::find(cx.db, u.user_id)?
+            .ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
         let s = sessions::get(cx, &u, u.session_id.unwrap_or_default())?;
         Ok(json!({
             "valid": true,
@@ -77,7 +82,11 @@ fn verify(cx: &Ctx) -> Outcome {
     match r {
         Ok(v) => F.render(cx.req, 200, Ok(v)),
         Err(e) if e.status == 401 => Outcome::Reply(
-            Reply::json(401, &json!({"success": false, "valid": false, "error": "Invalid session"})).for_error(&e),
+            Reply::json(
+                401,
+                &json!({"success": false, "valid": false, "error": "Invalid session"}),
+            )
+            .for_error(&e),
         ),
         Err(e) => F.render(cx.req, 200, Err(e)),
     }
@@ -89,7 +98,8 @@ fn logout(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 fn me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let user = users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
+    let user =
+        users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
     let s = sessions::get(cx, u, u.session_id.unwrap_or_default())?;
     Ok(json!({
         "user": user_short(&user),
@@ -112,13 +122,42 @@ fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 fn list(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let list: Vec<Value> = sessions::list(cx, u)?.iter().map(session_short).collect();
+    let list: Vec<Value> = sessions::list(cx, u)?
+        .iter()
+        .map(|s| {
+            let mut v = session_short(s);
+            v["job_count"] = json!(sessions::task_count(cx, s.id)?);
+            Ok(v)
+        })
+        .collect::<ApiResult<_>>()?;
     Ok(json!({"sessions": list}))
+}
+
+/// A task as Sessions calls it: a job.
+fn job(t: &Task) -> Value {
+    json!({
+        "job_id": t.id,
+        "status": t.status,
+        "progress": t.progress,
+        "created_at": t.created_at,
+        "command": t.command,
+        "exit_code": t.exit_code,
+        "completed_at": t.completed_at,
+    })
 }
 
 fn show(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let s = sessions::get(cx, u, sessions::parse_id(id)?)?;
-    Ok(json!({"session": session_short(&s)}))
+    let jobs: Vec<Value> = sessions::tasks_of(cx, u, s.id)?.iter().map(job).collect();
+    Ok(json!({"session": session_short(&s), "jobs": jobs}))
+}
+
+fn current_jobs(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+    let sid = u
+        .session_id
+        .ok_or_else(|| ApiError::unauthorized("Not a session"))?;
+    let jobs: Vec<Value> = sessions::tasks_of(cx, u, sid)?.iter().map(job).collect();
+    Ok(json!({"session_id": sid, "jobs": jobs}))
 }
 
 fn rename(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {

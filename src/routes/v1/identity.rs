@@ -1,47 +1,12 @@
-//! `/v1` — the canonical API (Full, SPEC §6.1): route table and field names.
-//!
-//! One line per route: method, path, the caller it needs, the domain function. Field names
-//! follow Full's seed; the envelope is `Family::V1`.
+//! `/v1` handlers for identity: auth, sessions and API keys (SPEC §6.1). Each maps Full's
+//! field names onto the shared domain functions and returns the `data` of the envelope.
 
-use super::{Family, Outcome, not_found_route};
 use crate::api::{api_keys, auth as accounts, sessions};
 use crate::app::Ctx;
-use crate::auth::{Caller, UserCaller, require_session, require_user, resolve};
+use crate::auth::{Caller, UserCaller, resolve};
 use crate::error::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-const F: Family = Family::V1;
-
-/// The `/v1` route table.
-pub fn dispatch(cx: &Ctx) -> Outcome {
-    let req = cx.req;
-    let segs = req.segs();
-    let (ok, created) = (200, 201);
-    let r = match (req.method.as_str(), &segs[1..]) {
-        // auth
-        ("POST", ["auth", "register"]) => return F.render(req, created, register(cx)),
-        ("POST", ["auth", "login"]) => login(cx),
-        ("POST", ["auth", "refresh"]) => refresh(cx),
-        ("POST", ["auth", "logout"]) => require_session(cx).and_then(|u| logout(cx, &u)),
-        ("GET", ["auth", "me"]) => require_user(cx, "user:read").and_then(|u| me(cx, &u)),
-        ("PATCH", ["auth", "me"]) => require_user(cx, "user:write").and_then(|u| update_me(cx, &u)),
-        ("POST", ["auth", "password"]) => require_session(cx).and_then(|u| password(cx, &u)),
-        ("GET", ["auth", "verify"]) => verify(cx),
-        // sessions
-        ("GET", ["sessions"]) => require_session(cx).and_then(|u| list_sessions(cx, &u)),
-        ("POST", ["sessions"]) => return F.render(req, created, require_session(cx).and_then(|u| new_session(cx, &u))),
-        ("GET", ["sessions", id]) => require_session(cx).and_then(|u| get_session(cx, &u, id)),
-        ("PATCH", ["sessions", id]) => require_session(cx).and_then(|u| rename_session(cx, &u, id)),
-        ("DELETE", ["sessions", id]) => require_session(cx).and_then(|u| delete_session(cx, &u, id)),
-        // API keys
-        ("GET", ["api-keys"]) => require_session(cx).and_then(|u| list_keys(cx, &u)),
-        ("POST", ["api-keys"]) => return F.render(req, created, require_session(cx).and_then(|u| create_key(cx, &u))),
-        ("DELETE", ["api-keys", id]) => require_session(cx).and_then(|u| revoke_key(cx, &u, id)),
-        _ => Err(not_found_route()),
-    };
-    F.render(req, ok, r)
-}
 
 /// Full's auth reply: `{user, token, refresh_token, session}`.
 fn auth_reply(user: &crate::db::users::User, s: &accounts::NewSession) -> Value {
@@ -53,7 +18,7 @@ fn auth_reply(user: &crate::db::users::User, s: &accounts::NewSession) -> Value 
     })
 }
 
-fn register(cx: &Ctx) -> ApiResult<Value> {
+pub fn register(cx: &Ctx) -> ApiResult<Value> {
     #[derive(Deserialize)]
     struct Body {
         #[serde(flatten)]
@@ -66,14 +31,14 @@ fn register(cx: &Ctx) -> ApiResult<Value> {
     Ok(auth_reply(&user, &s))
 }
 
-fn login(cx: &Ctx) -> ApiResult<Value> {
+pub fn login(cx: &Ctx) -> ApiResult<Value> {
     let b: accounts::LoginInput = cx.req.json()?;
     let user = accounts::login(cx, &b.login()?, &b.password)?;
     let s = accounts::open_session(cx, user.id, b.session_name, true)?;
     Ok(auth_reply(&user, &s))
 }
 
-fn refresh(cx: &Ctx) -> ApiResult<Value> {
+pub fn refresh(cx: &Ctx) -> ApiResult<Value> {
     #[derive(Deserialize)]
     struct Body {
         refresh_token: String,
@@ -87,26 +52,29 @@ fn refresh(cx: &Ctx) -> ApiResult<Value> {
     }))
 }
 
-fn logout(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn logout(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     accounts::logout(cx, u)?;
     Ok(json!({"message": "Logged out"}))
 }
 
-fn me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let user = crate::db::users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
+pub fn me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+    let user =
+        crate::db::users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
     let current = match u.session_id {
-        Some(id) => sessions::get(cx, u, id).ok().map(|s| accounts::session_json(&s)),
+        Some(id) => sessions::get(cx, u, id)
+            .ok()
+            .map(|s| accounts::session_json(&s)),
         None => None,
     };
     Ok(json!({"user": accounts::user_json(&user), "current_session": current}))
 }
 
-fn update_me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn update_me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let user = accounts::update_profile(cx, u, cx.req.json()?)?;
     Ok(json!({"user": accounts::user_json(&user)}))
 }
 
-fn password(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn password(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     #[derive(Deserialize)]
     struct Body {
         current_password: String,
@@ -118,7 +86,7 @@ fn password(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 /// `GET /v1/auth/verify`: which credential is this? Any kind is accepted.
-fn verify(cx: &Ctx) -> ApiResult<Value> {
+pub fn verify(cx: &Ctx) -> ApiResult<Value> {
     Ok(match resolve(cx)? {
         Caller::User(u) => json!({
             "valid": true,
@@ -127,19 +95,22 @@ fn verify(cx: &Ctx) -> ApiResult<Value> {
             "session_id": u.session_id,
             "api_key_id": u.api_key_id,
         }),
-        Caller::Device(d) => json!({"valid": true, "kind": "device", "user_id": d.user_id, "device_id": d.uuid}),
+        Caller::Device(d) => {
+            json!({"valid": true, "kind": "device", "user_id": d.user_id, "device_id": d.uuid})
+        }
     })
 }
 
-fn list_sessions(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn list_sessions(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let list: Vec<Value> = sessions::list(cx, u)?
         .iter()
         .map(|s| {
             let mut v = accounts::session_json(s);
             v["current"] = json!(Some(s.id) == u.session_id);
-            v
+            v["task_count"] = json!(sessions::task_count(cx, s.id)?);
+            Ok(v)
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(json!({"sessions": list}))
 }
 
@@ -148,7 +119,7 @@ struct NameBody {
     name: Option<String>,
 }
 
-fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let b: NameBody = cx.req.json_or_default()?;
     let s = accounts::open_session(cx, u.user_id, b.name, false)?;
     Ok(json!({
@@ -158,34 +129,41 @@ fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     }))
 }
 
-fn get_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
+pub fn get_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let s = sessions::get(cx, u, sessions::parse_id(id)?)?;
-    Ok(json!({"session": accounts::session_json(&s)}))
+    let tasks: Vec<Value> = sessions::tasks_of(cx, u, s.id)?
+        .iter()
+        .map(crate::api::tasks::task_json)
+        .collect();
+    Ok(json!({"session": accounts::session_json(&s), "tasks": tasks}))
 }
 
-fn rename_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
+pub fn rename_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let id = sessions::parse_id(id)?;
     let b: NameBody = cx.req.json()?;
     let s = sessions::rename(cx, u, id, b.name)?;
     Ok(json!({"session": accounts::session_json(&s)}))
 }
 
-fn delete_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
+pub fn delete_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     sessions::delete(cx, u, sessions::parse_id(id)?)?;
     Ok(json!({"message": "Session deleted"}))
 }
 
-fn list_keys(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let keys: Vec<Value> = api_keys::list(cx, u)?.iter().map(api_keys::key_json).collect();
+pub fn list_keys(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+    let keys: Vec<Value> = api_keys::list(cx, u)?
+        .iter()
+        .map(api_keys::key_json)
+        .collect();
     Ok(json!({"api_keys": keys}))
 }
 
-fn create_key(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
+pub fn create_key(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let (row, key) = api_keys::create(cx, u, cx.req.json()?)?;
     Ok(json!({"api_key": api_keys::key_json(&row), "key": key}))
 }
 
-fn revoke_key(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
+pub fn revoke_key(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     api_keys::revoke(cx, u, id)?;
     Ok(json!({"message": "API key revoked"}))
 }

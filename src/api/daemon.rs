@@ -1,0 +1,341 @@
+//! The daemon side of the queue (SPEC §6.1 daemon row, §7.1, §7.2), shared by `/v1/daemon/*`,
+//! Lite's `/daemon/*` and Control's `/api/control/*`: heartbeat (status, uptime, online/offline
+//! transitions, omitted tasks, cancels to deliver), claim, progress, result, offline.
+//!
+//! A device caller only ever touches its own tasks: the task must belong to the device's owner
+//! and be for this device (or for any device) and be held by it; anything else is 404.
+
+use crate::api::tasks::{after_final, announce, cap_output, give_back};
+use crate::app::Ctx;
+use crate::auth::DeviceCaller;
+use crate::db::devices::{self, Device, Facts};
+use crate::db::messages::{self, NewMessage};
+use crate::db::tasks::{self, Outcome, Task};
+use crate::db::users;
+use crate::error::{ApiError, ApiResult};
+use crate::time;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What a heartbeat carries, whatever the family called the fields.
+#[derive(Default, Debug)]
+pub struct Beat {
+    /// `online`, `busy`, `error`, `maintenance` or `offline`.
+    pub status: Option<String>,
+    /// Tasks the daemon is running now; `None` when the family does not send the list.
+    pub current_tasks: Option<Vec<String>>,
+    pub system_info: Option<Value>,
+    pub facts: Facts,
+}
+
+/// The device after a heartbeat, with what it should know.
+pub struct BeatReply {
+    pub device: Device,
+    pub pending_count: i64,
+    pub cancel_tasks: Vec<String>,
+}
+
+const STATUSES: [&str; 5] = ["online", "busy", "error", "maintenance", "offline"];
+
+/// Records a heartbeat (SPEC §7.2). Errors: 422 for an unknown status.
+pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> {
+    let status = b.status.as_deref().unwrap_or("online").to_ascii_lowercase();
+    if !STATUSES.contains(&status.as_str()) {
+        return Err(ApiError::invalid(
+            "status",
+            "must be online, busy, error, maintenance or offline",
+        ));
+    }
+    let mut facts = b.facts;
+    facts.system_info = b
+        .system_info
+        .filter(|v| v.is_object())
+        .map(|v| v.to_string());
+    facts.ip_address = Some(cx.req.ip.clone());
+    let (did, listed) = (dev.id, b.current_tasks);
+    let give = cx.write(move |c| {
+        let d =
+            devices::get_by_id(c, did)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+        let interval = d.config_int("heartbeat_interval", 30).max(1);
+        let now_t = std::time::SystemTime::now();
+        let now = time::fmt(now_t);
+        let prev = devices::beat(c, did, &status, &now)?;
+        devices::set_facts(c, did, &facts)?;
+        if let Some((prev_status, Some(last))) = &prev
+            && prev_status != "offline"
+            && let Some(ms) = time::millis_between(last, &now)
+        {
+            let secs = (ms / 1000).min(2 * interval as u64) as i64;
+            devices::add_uptime(c, did, time::day(&now), secs)?;
+        }
+        let was_offline = prev.as_ref().is_none_or(|(s, _)| s == "offline");
+        if was_offline != (status == "offline") {
+            let kind = if status == "offline" {
+                "device_offline"
+            } else {
+                "device_online"
+            };
+            record_transition(c, &d, kind)?;
+        }
+        // Attempts to give back: everything when going offline; otherwise running tasks the
+        // daemon no longer lists although it has held them longer than one interval, and
+        // cancelled ones it no longer runs (the cancel is acknowledged).
+        let mut give = Vec::new();
+        let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
+        for (id, st, started) in tasks::held_by(c, did)? {
+            let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
+            let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
+            if status == "offline" || (omitted && (st == "cancelled" || long_held)) {
+                give.push(id);
+            }
+        }
+        Ok(give)
+    })?;
+    let reason = "Given back: the daemon stopped reporting it";
+    give_back(cx.app, give, reason)?;
+    let device = devices::get_by_id(cx.db, dev.id)?
+        .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+    let pending_count = if device.status != "offline" && cx.app.hints.maybe(dev.id, dev.user_id) {
+        tasks::count_claimable(cx.db, dev.id, dev.user_id)?
+    } else {
+        0
+    };
+    let cancel_tasks = tasks::pending_cancels(cx.db, dev.id)?;
+    Ok(BeatReply {
+        device,
+        pending_count,
+        cancel_tasks,
+    })
+}
+
+/// Writes a `device_online`/`device_offline` message (once per transition).
+pub fn record_transition(c: &rusqlite::Connection, d: &Device, kind: &str) -> ApiResult<()> {
+    let word = if kind == "device_online" {
+        "online"
+    } else {
+        "offline"
+    };
+    messages::insert(
+        c,
+        &NewMessage {
+            user_id: d.user_id,
+            task_id: None,
+            device_id: Some(d.id),
+            kind,
+            title: format!("Device {} is {word}", d.name),
+            content: None,
+            data: json!({"device_id": d.uuid, "status": word}),
+        },
+    )?;
+    Ok(())
+}
+
+/// Claims up to `limit` tasks for the device (SPEC §7.1 claim), shaped by the device's and the
+/// plan's concurrency limits. Answers from memory when no work can be claimable.
+pub fn claim(cx: &Ctx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
+    if !cx.app.hints.maybe(dev.id, dev.user_id) {
+        return Ok(Vec::new());
+    }
+    let (did, uid, hints) = (dev.id, dev.user_id, cx.app.hints.clone());
+    let grace = cx.cfg().lease_grace.as_millis() as i64;
+    cx.write(move |c| {
+        let d =
+            devices::get_by_id(c, did)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+        let (dev_running, user_running) = tasks::running_counts(c, did, uid)?;
+        let mut n = limit.min(d.config_int("max_concurrent_tasks", 3) - dev_running);
+        if let Some(plan_max) = users::limits(c, uid)?.max_concurrent_tasks {
+            n = n.min(plan_max - user_running);
+        }
+        let got = tasks::claim(c, did, uid, n, grace)?;
+        if tasks::count_claimable(c, did, uid)? == 0 {
+            hints.clear(did, uid);
+        }
+        Ok(got)
+    })
+}
+
+/// Cancelled tasks this device still holds whose cancel was requested after `since`.
+pub fn cancels_since(cx: &Ctx, dev: &DeviceCaller, since: &str) -> ApiResult<Vec<String>> {
+    let mut ids = Vec::new();
+    for id in tasks::pending_cancels(cx.db, dev.id)? {
+        if let Some(t) = tasks::get(cx.db, dev.user_id, &id)?
+            && t.cancel_requested_at.as_deref().is_some_and(|c| c > since)
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// A daemon's result (Full field names; the other families map theirs onto it).
+#[derive(Deserialize, Default, Debug)]
+pub struct ResultRequest {
+    pub status: Option<String>,
+    pub exit_code: Option<i64>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub error: Option<String>,
+    /// The attempt this result is for (as claimed); checked when sent.
+    pub attempt: Option<i64>,
+}
+
+/// What became of a reported result.
+pub enum Reported {
+    /// The task is now final with this result.
+    Accepted(Task),
+    /// The same result again: nothing changed.
+    Duplicate(Task),
+    /// The task was cancelled while running: output kept, status stays `cancelled`.
+    CancelledKept(Task),
+}
+
+/// Loads a task for a device caller: the owner's, for this device or any device, else 404.
+fn task_for_device(c: &rusqlite::Connection, dev: &DeviceCaller, id: &str) -> ApiResult<Task> {
+    let t = tasks::get(c, dev.user_id, id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+    let for_me = t.device_id.is_none_or(|d| d == dev.id) || t.claimed_by == Some(dev.id);
+    if !for_me {
+        return Err(ApiError::not_found("Task"));
+    }
+    Ok(t)
+}
+
+fn stale() -> ApiError {
+    ApiError::conflict(
+        "STALE_ATTEMPT",
+        "This result is for an attempt that no longer holds the task",
+    )
+}
+
+/// Records a result (SPEC §7.1 result). Status comes from the body, else from `exit_code`
+/// (0 → completed). Errors: 404, 409 `STALE_ATTEMPT`, 409 `TASK_NOT_RUNNING`, 422.
+pub fn report(cx: &Ctx, dev: &DeviceCaller, id: &str, r: ResultRequest) -> ApiResult<Reported> {
+    let status = match r.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("completed" | "success" | "succeeded") => "completed",
+        Some("failed" | "failure" | "error") => "failed",
+        Some("timeout") => "timeout",
+        Some("cancelled" | "canceled") => "cancelled",
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "must be completed, failed, timeout or cancelled",
+            ));
+        }
+        None if r.exit_code == Some(0) => "completed",
+        None => "failed",
+    };
+    let cap = cx.cfg().max_output;
+    let stdout = r.stdout.as_deref().map(|s| cap_output(s, cap).into_owned());
+    let stderr = r.stderr.as_deref().map(|s| cap_output(s, cap).into_owned());
+    let error = r
+        .error
+        .as_deref()
+        .map(|s| cap_output(s, 64 * 1024).into_owned());
+    let (dev, id, hints) = (dev.clone(), id.to_string(), cx.app.hints.clone());
+    let (reported, released) = cx.write(move |c| {
+        let t = task_for_device(c, &dev, &id)?;
+        if t.claimed_by != Some(dev.id) {
+            return Err(if t.attempt > 0 {
+                stale()
+            } else {
+                not_running(&t)
+            });
+        }
+        if r.attempt.is_some_and(|a| a != t.attempt) {
+            return Err(stale());
+        }
+        let o = Outcome {
+            status,
+            exit_code: r.exit_code,
+            stdout: stdout.as_deref(),
+            stderr: stderr.as_deref(),
+            error: error.as_deref(),
+            completed_at: &time::now(),
+        };
+        match t.status.as_str() {
+            "running" => {
+                tasks::finish(c, &id, dev.id, t.attempt, &o)?;
+                let done =
+                    tasks::get(c, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+                let released = after_final(c, &done, &hints)?;
+                Ok((Reported::Accepted(done), released))
+            }
+            "cancelled" if t.lease_expires_at.is_some() => {
+                tasks::keep_cancelled_output(c, &id, dev.id, &o)?;
+                let kept =
+                    tasks::get(c, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+                Ok((Reported::CancelledKept(kept), None))
+            }
+            "completed" | "failed" => Ok((Reported::Duplicate(t), None)),
+            "cancelled" => Ok((Reported::CancelledKept(t), None)),
+            _ => Err(stale()),
+        }
+    })?;
+    announce(cx.app, &released.into_iter().collect::<Vec<_>>());
+    Ok(reported)
+}
+
+fn not_running(t: &Task) -> ApiError {
+    ApiError::conflict("TASK_NOT_RUNNING", format!("Task is {}", t.status))
+}
+
+/// `POST /v1/daemon/tasks/{id}/progress`: progress 0–100 and partial output of a task the
+/// device runs. Errors: 404, 409 `TASK_NOT_RUNNING`, 422.
+pub fn progress(
+    cx: &Ctx,
+    dev: &DeviceCaller,
+    id: &str,
+    progress: i64,
+    stdout: Option<String>,
+    stderr: Option<String>,
+) -> ApiResult<Task> {
+    if !(0..=100).contains(&progress) {
+        return Err(ApiError::invalid("progress", "must be 0 to 100"));
+    }
+    let cap = cx.cfg().max_output;
+    let (stdout, stderr) = (
+        stdout.map(|s| cap_output(&s, cap).into_owned()),
+        stderr.map(|s| cap_output(&s, cap).into_owned()),
+    );
+    let (dev, id) = (dev.clone(), id.to_string());
+    cx.write(move |c| {
+        let t = task_for_device(c, &dev, &id)?;
+        if t.claimed_by != Some(dev.id)
+            || !tasks::progress(
+                c,
+                &id,
+                dev.id,
+                progress,
+                stdout.as_deref(),
+                stderr.as_deref(),
+            )?
+        {
+            return Err(not_running(&t));
+        }
+        tasks::get(c, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))
+    })
+}
+
+/// `POST /v1/daemon/offline`: the device is offline now and its running tasks go back.
+pub fn offline(cx: &Ctx, dev: &DeviceCaller) -> ApiResult<BeatReply> {
+    heartbeat(
+        cx,
+        dev,
+        Beat {
+            status: Some("offline".into()),
+            ..Beat::default()
+        },
+    )
+}
+
+/// `GET /v1/daemon/config/sync`: the device's config (and marks the sync time).
+pub fn config_sync(cx: &Ctx, dev: &DeviceCaller) -> ApiResult<Device> {
+    let did = dev.id;
+    cx.write(move |c| {
+        c.execute(
+            "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
+            rusqlite::params![did, time::now()],
+        )?;
+        Ok(())
+    })?;
+    devices::get_by_id(cx.db, dev.id)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))
+}

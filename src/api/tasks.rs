@@ -1,0 +1,627 @@
+//! The task queue (SPEC §7.1, §7.3): create (with idempotency keys, batches and the per-day
+//! quota), read, cancel, retry; the daemon side (claim, progress, result) lives in
+//! `api::daemon`, and lease give-back here.
+//!
+//! Every id is looked up inside the caller's own data (`user_id = ?`, and for a device caller
+//! its own device): another user's task is 404 exactly like a missing one. Changes that must
+//! happen together run in one writer job; claimable-work hints are marked inside that job and
+//! parked long-polls are woken after it has committed.
+
+use crate::app::{App, Ctx};
+use crate::auth::UserCaller;
+use crate::db::messages::{self, NewMessage};
+use crate::db::tasks::{self, Filter, NewTask, Task};
+use crate::db::{devices, sessions, users};
+use crate::error::{ApiError, ApiResult};
+use crate::time;
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// Longest command accepted, in bytes.
+const MAX_COMMAND: usize = 64 * 1024;
+/// Most tasks in one batch.
+pub const MAX_BATCH: usize = 100;
+/// Default and bounds of `timeout` (milliseconds).
+const DEFAULT_TIMEOUT_MS: i64 = 300_000;
+const TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1_000..=86_400_000;
+
+/// `POST /v1/tasks` body (Full; Lite sends `cwd`/`env` at the top level).
+#[derive(Deserialize, Default, Clone, Debug)]
+pub struct CreateTaskRequest {
+    /// Public uuid of one of the caller's devices; none = any of them.
+    pub device_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub command: String,
+    /// `{cwd, env, …}` (Full).
+    pub args: Option<Value>,
+    pub cwd: Option<String>,
+    pub env: Option<Value>,
+    pub priority: Option<i64>,
+    /// Milliseconds.
+    pub timeout: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub session_id: Option<i64>,
+}
+
+/// Who creates a task: a person, or (Lite) a daemon queueing work for its own device.
+pub struct Creator {
+    pub user_id: i64,
+    pub session_id: Option<i64>,
+    /// Set for a device caller: the task is for that device, whatever the body says.
+    pub own_device: Option<i64>,
+}
+
+impl From<&UserCaller> for Creator {
+    fn from(u: &UserCaller) -> Creator {
+        Creator {
+            user_id: u.user_id,
+            session_id: u.session_id,
+            own_device: None,
+        }
+    }
+}
+
+fn opt_text(field: &str, v: Option<&str>, max: usize) -> ApiResult<Option<String>> {
+    match v {
+        Some(s) if s.len() > max => Err(ApiError::invalid(field, format!("at most {max} bytes"))),
+        Some(s) => Ok(Some(s.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Validates a request into a `NewTask` (device and session resolved inside the caller's data).
+/// Errors: 422 per field, 404 for a device or session that is not the caller's.
+fn validate(cx: &Ctx, who: &Creator, r: &CreateTaskRequest) -> ApiResult<NewTask> {
+    let command = r.command.trim();
+    if command.is_empty() {
+        return Err(ApiError::invalid("command", "is required"));
+    }
+    if command.len() > MAX_COMMAND || command.contains('\0') {
+        return Err(ApiError::invalid(
+            "command",
+            format!("at most {MAX_COMMAND} bytes, no NUL"),
+        ));
+    }
+    let kind = r.kind.clone().unwrap_or_else(|| "bash".into());
+    if !["bash", "workflow", "custom"].contains(&kind.as_str()) {
+        return Err(ApiError::invalid(
+            "type",
+            "must be bash, workflow or custom",
+        ));
+    }
+    let priority = r.priority.unwrap_or(5);
+    if !(1..=10).contains(&priority) {
+        return Err(ApiError::invalid("priority", "must be 1 to 10"));
+    }
+    let mut args = match &r.args {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(ApiError::invalid("args", "must be an object")),
+    };
+    let timeout_ms = r
+        .timeout
+        .or_else(|| args.get("timeout").and_then(Value::as_i64))
+        .unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !TIMEOUT_RANGE.contains(&timeout_ms) {
+        return Err(ApiError::invalid(
+            "timeout",
+            "must be 1000 to 86400000 milliseconds",
+        ));
+    }
+    let max_retries = r.max_retries.unwrap_or(3);
+    if !(0..=10).contains(&max_retries) {
+        return Err(ApiError::invalid("max_retries", "must be 0 to 10"));
+    }
+    let cwd = r
+        .cwd
+        .clone()
+        .or_else(|| args.get("cwd").and_then(Value::as_str).map(str::to_string));
+    let cwd = opt_text("cwd", cwd.as_deref(), 4096)?;
+    let env = r
+        .env
+        .clone()
+        .or_else(|| args.get("env").cloned())
+        .filter(|v| !v.is_null());
+    if let Some(e) = &env {
+        let ok = e
+            .as_object()
+            .is_some_and(|m| m.len() <= 256 && m.values().all(Value::is_string));
+        if !ok {
+            return Err(ApiError::invalid(
+                "env",
+                "must be an object of at most 256 string values",
+            ));
+        }
+    }
+    args.remove("cwd");
+    args.remove("env");
+    args.remove("timeout");
+    let device_id = match (who.own_device, r.device_id.as_deref()) {
+        (Some(d), _) => Some(d),
+        (None, None) | (None, Some("")) => None,
+        (None, Some(uuid)) => Some(
+            devices::get(cx.db, who.user_id, uuid)?
+                .ok_or_else(|| ApiError::not_found("Device"))?
+                .id,
+        ),
+    };
+    let session_id = match r.session_id {
+        Some(id) => Some(
+            sessions::get(cx.db, who.user_id, id)?
+                .ok_or_else(|| ApiError::not_found("Session"))?
+                .id,
+        ),
+        None => who.session_id,
+    };
+    Ok(NewTask {
+        user_id: who.user_id,
+        device_id,
+        session_id,
+        kind,
+        command: command.to_string(),
+        args: (!args.is_empty()).then(|| Value::Object(args).to_string()),
+        cwd,
+        env: env.map(|e| e.to_string()),
+        status: "pending",
+        priority,
+        timeout_ms,
+        max_retries,
+        source: "api",
+        ..NewTask::default()
+    })
+}
+
+/// Refuses `n` more tasks today beyond the plan's `max_tasks_per_day` (inside the writer job).
+fn check_daily_quota(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> {
+    if let Some(limit) = users::limits(c, user_id)?.max_tasks_per_day {
+        let today = format!("{}T00:00:00.000Z", time::day(&time::now()));
+        let used = tasks::count_created_since(c, user_id, &today)?;
+        if used + n > limit {
+            return Err(ApiError::quota("tasks_per_day", limit, used));
+        }
+    }
+    Ok(())
+}
+
+/// Marks claimable work and wakes the parked polls that may claim it (after commit).
+pub fn announce(app: &App, targets: &[(Option<i64>, i64)]) {
+    for (device, user) in targets {
+        match device {
+            Some(d) => app.park.wake_device(*d),
+            None => app.park.wake_user(*user),
+        }
+    }
+}
+
+/// Creates a task. With an `Idempotency-Key`, a repeat from the same user returns the first
+/// task (`replayed = true`). Errors: 422, 404 (device/session), 403 `QUOTA_EXCEEDED`.
+pub fn create(
+    cx: &Ctx,
+    who: &Creator,
+    r: &CreateTaskRequest,
+    source: &'static str,
+) -> ApiResult<(Task, bool)> {
+    let key = cx
+        .req
+        .header("idempotency-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    if let Some(k) = &key {
+        if k.len() > 255 {
+            return Err(ApiError::invalid("Idempotency-Key", "at most 255 bytes"));
+        }
+        if let Some(t) = tasks::by_idempotency_key(cx.db, who.user_id, k)? {
+            return Ok((t, true));
+        }
+    }
+    let mut new = validate(cx, who, r)?;
+    new.source = source;
+    new.idempotency_key = key;
+    let target = (new.device_id, new.user_id);
+    let (uid, hints) = (who.user_id, cx.app.hints.clone());
+    let (id, replayed) = cx.write(move |c| {
+        if let Some(k) = &new.idempotency_key
+            && let Some(t) = tasks::by_idempotency_key(c, uid, k)?
+        {
+            return Ok((t.id, true));
+        }
+        check_daily_quota(c, uid, 1)?;
+        let id = tasks::insert(c, &new)?;
+        hints.mark(target.0, target.1);
+        Ok((id, false))
+    })?;
+    if !replayed {
+        announce(cx.app, &[target]);
+    }
+    let t =
+        tasks::get(cx.db, uid, &id)?.ok_or_else(|| ApiError::internal("created task vanished"))?;
+    Ok((t, replayed))
+}
+
+/// `POST /v1/tasks/batch`: all tasks in one transaction. `sequential`: the first is pending,
+/// each later one queued behind its predecessor. Errors: as `create`, per task index.
+pub fn batch(
+    cx: &Ctx,
+    who: &Creator,
+    items: &[CreateTaskRequest],
+    sequential: bool,
+) -> ApiResult<(String, Vec<Task>)> {
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "tasks",
+            format!("must hold 1 to {MAX_BATCH} tasks"),
+        ));
+    }
+    let batch_id = uuid::Uuid::new_v4().to_string();
+    let mut news = Vec::with_capacity(items.len());
+    for (i, r) in items.iter().enumerate() {
+        let mut n = validate(cx, who, r).map_err(|mut e| {
+            e.message = format!("tasks[{i}]: {}", e.message);
+            e
+        })?;
+        n.batch_id = Some(batch_id.clone());
+        if sequential && i > 0 {
+            n.status = "queued";
+        }
+        news.push(n);
+    }
+    let targets: Vec<(Option<i64>, i64)> = news
+        .iter()
+        .filter(|n| n.status == "pending")
+        .map(|n| (n.device_id, n.user_id))
+        .collect();
+    let (uid, hints, marks) = (who.user_id, cx.app.hints.clone(), targets.clone());
+    let ids = cx.write(move |c| {
+        check_daily_quota(c, uid, news.len() as i64)?;
+        let mut ids: Vec<String> = Vec::with_capacity(news.len());
+        for mut n in news {
+            if sequential {
+                n.depends_on = ids.last().cloned();
+            }
+            ids.push(tasks::insert(c, &n)?);
+        }
+        for (d, u) in &marks {
+            hints.mark(*d, *u);
+        }
+        Ok(ids)
+    })?;
+    announce(cx.app, &targets);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(get(cx, uid, &id)?);
+    }
+    Ok((batch_id, out))
+}
+
+/// The user's task. Errors: 404.
+pub fn get(cx: &Ctx, user_id: i64, id: &str) -> ApiResult<Task> {
+    tasks::get(cx.db, user_id, id)?.ok_or_else(|| ApiError::not_found("Task"))
+}
+
+/// The user's tasks; `device_uuid` and `session_id` filters are resolved inside the user's data
+/// (an unknown one is 404). Errors: 422 for an unknown status.
+pub fn list(
+    cx: &Ctx,
+    user_id: i64,
+    mut f: Filter,
+    device_uuid: Option<&str>,
+) -> ApiResult<Vec<Task>> {
+    if let Some(s) = &f.status
+        && ![
+            "queued",
+            "pending",
+            "running",
+            "completed",
+            "failed",
+            "cancelled",
+            "timeout",
+        ]
+        .contains(&s.as_str())
+    {
+        return Err(ApiError::invalid("status", "unknown status"));
+    }
+    if let Some(u) = device_uuid {
+        f.device_id = Some(
+            devices::get(cx.db, user_id, u)?
+                .ok_or_else(|| ApiError::not_found("Device"))?
+                .id,
+        );
+    }
+    if let Some(s) = f.session_id {
+        sessions::get(cx.db, user_id, s)?.ok_or_else(|| ApiError::not_found("Session"))?;
+    }
+    Ok(tasks::list(cx.db, user_id, &f)?)
+}
+/// Cancels the tasks queued behind `id` in a sequential batch, saying why.
+fn cancel_successors(c: &Connection, id: &str, why: &str) -> ApiResult<()> {
+    let mut cur = id.to_string();
+    while let Some(next) = tasks::successor(c, &cur)? {
+        tasks::cancel_unheld(c, &next, why)?;
+        cur = next;
+    }
+    Ok(())
+}
+
+/// What follows a task reaching a final state, inside the same writer job: a notification,
+/// and in a sequential batch the release (after success) or cancellation (otherwise) of what is
+/// queued behind it. Returns the released task's claim target, if any.
+pub fn after_final(
+    c: &Connection,
+    t: &Task,
+    hints: &crate::hints::Hints,
+) -> ApiResult<Option<(Option<i64>, i64)>> {
+    let (kind, verb) = match t.status.as_str() {
+        "completed" => ("task_completed", "completed"),
+        "failed" => ("task_failed", "failed"),
+        "timeout" => ("task_failed", "timed out"),
+        _ => ("task_cancelled", "was cancelled"),
+    };
+    if t.status != "cancelled" {
+        let short: String = t.command.chars().take(80).collect();
+        messages::insert(
+            c,
+            &NewMessage {
+                user_id: t.user_id,
+                task_id: Some(&t.id),
+                device_id: t.claimed_by.or(t.device_id),
+                kind,
+                title: format!("Task {verb}: {short}"),
+                content: t.error_message.clone(),
+                data: json!({"task_id": t.id, "status": t.status, "exit_code": t.exit_code}),
+            },
+        )?;
+    }
+    if t.status == "completed" {
+        if let Some(next) = tasks::successor(c, &t.id)?
+            && tasks::release(c, &next)?
+            && let Some(n) = tasks::get_internal(c, &next)?
+        {
+            hints.mark(n.device_id, n.user_id);
+            return Ok(Some((n.device_id, n.user_id)));
+        }
+    } else {
+        cancel_successors(
+            c,
+            &t.id,
+            &format!("Cancelled: an earlier task in the batch {verb}"),
+        )?;
+    }
+    Ok(None)
+}
+
+/// Cancels the user's task: `queued`/`pending` at once; `running` is marked cancelled and the
+/// cancel is delivered to its daemon (next heartbeat's `cancel_tasks`; a parked poll wakes).
+/// `own_device`: a device caller may cancel only its own device's tasks.
+/// Errors: 404, 409 `TASK_NOT_CANCELLABLE` for a final task.
+pub fn cancel(cx: &Ctx, user_id: i64, id: &str, own_device: Option<i64>) -> ApiResult<Task> {
+    let t = get(cx, user_id, id)?;
+    if own_device.is_some_and(|d| t.device_id != Some(d)) {
+        return Err(ApiError::not_found("Task"));
+    }
+    let (id, hints) = (t.id.clone(), cx.app.hints.clone());
+    let holder = cx.write(move |c| {
+        let t = tasks::get(c, user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+        let why = "Cancelled by user";
+        let holder = match t.status.as_str() {
+            "queued" | "pending" => {
+                tasks::cancel_unheld(c, &id, why)?;
+                None
+            }
+            "running" => {
+                tasks::cancel_running(c, &id, why)?;
+                t.claimed_by
+            }
+            s => {
+                return Err(ApiError::conflict(
+                    "TASK_NOT_CANCELLABLE",
+                    format!("Task is already {s}"),
+                ));
+            }
+        };
+        if let Some(after) = tasks::get(c, user_id, &id)? {
+            after_final(c, &after, &hints)?;
+        }
+        Ok(holder)
+    })?;
+    if let Some(d) = holder {
+        cx.app.park.wake_device(d);
+    }
+    get(cx, user_id, &t.id)
+}
+
+/// `POST /v1/tasks/{id}/retry`: a new task with the same command and settings and
+/// `parent_task_id` = the old one. Errors: 404, 409 `CONFLICT` unless the old task is final,
+/// 403 `QUOTA_EXCEEDED`.
+pub fn retry(cx: &Ctx, who: &Creator, id: &str) -> ApiResult<Task> {
+    let old = get(cx, who.user_id, id)?;
+    if !old.is_final() {
+        return Err(ApiError::conflict(
+            "CONFLICT",
+            format!(
+                "Task is {}; only a finished task can be retried",
+                old.status
+            ),
+        ));
+    }
+    let new = NewTask {
+        user_id: old.user_id,
+        device_id: old.device_id,
+        session_id: old.session_id,
+        parent_task_id: Some(old.id.clone()),
+        kind: old.kind.clone(),
+        command: old.command.clone(),
+        args: old.args.clone(),
+        cwd: old.cwd.clone(),
+        env: old.env.clone(),
+        status: "pending",
+        priority: old.priority,
+        timeout_ms: old.timeout_ms,
+        max_retries: old.max_retries,
+        source: "api",
+        ..NewTask::default()
+    };
+    let target = (new.device_id, new.user_id);
+    let (uid, hints) = (who.user_id, cx.app.hints.clone());
+    let id = cx.write(move |c| {
+        check_daily_quota(c, uid, 1)?;
+        let id = tasks::insert(c, &new)?;
+        hints.mark(target.0, target.1);
+        Ok(id)
+    })?;
+    announce(cx.app, &[target]);
+    get(cx, uid, &id)
+}
+
+/// Gives held attempts back (lease expired, daemon went offline, a heartbeat no longer lists
+/// them): `pending` again while retries remain, else `timeout` (SPEC §7.1 leases).
+pub fn give_back(app: &App, ids: Vec<String>, reason: &'static str) -> ApiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let hints = app.hints.clone();
+    let targets = app.db.write(move |c| {
+        let mut targets = Vec::new();
+        for id in ids {
+            let Some(status) = tasks::give_back(c, &id, reason)? else {
+                continue;
+            };
+            let Some(t) = tasks::get_internal(c, &id)? else {
+                continue;
+            };
+            match status.as_str() {
+                "pending" => {
+                    hints.mark(t.device_id, t.user_id);
+                    targets.push((t.device_id, t.user_id));
+                }
+                "timeout" => targets.extend(after_final(c, &t, &hints)?),
+                _ => {}
+            }
+        }
+        Ok(targets)
+    })?;
+    announce(app, &targets);
+    Ok(())
+}
+
+/// Parses a stored JSON column back into a value.
+fn json_col(s: &Option<String>) -> Value {
+    s.as_deref()
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The canonical JSON of a task (`/v1`; the other families pick from it).
+pub fn task_json(t: &Task) -> Value {
+    json!({
+        "id": t.id,
+        "device_id": t.device_uuid,
+        "session_id": t.session_id,
+        "batch_id": t.batch_id,
+        "depends_on": t.depends_on,
+        "parent_task_id": t.parent_task_id,
+        "type": t.kind,
+        "command": t.command,
+        "args": json_col(&t.args),
+        "cwd": t.cwd,
+        "env": json_col(&t.env),
+        "status": t.status,
+        "priority": t.priority,
+        "timeout": t.timeout_ms,
+        "max_retries": t.max_retries,
+        "retry_count": t.retry_count,
+        "attempt": t.attempt,
+        "progress": t.progress,
+        "exit_code": t.exit_code,
+        "stdout": t.stdout,
+        "stderr": t.stderr,
+        "error_message": t.error_message,
+        "source": t.source,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "started_at": t.started_at,
+        "completed_at": t.completed_at,
+        "lease_expires_at": t.lease_expires_at,
+        "cancel_requested_at": t.cancel_requested_at,
+    })
+}
+
+/// A claimed task as a daemon receives it (Full's pending-task shape; Lite and Control pick).
+pub fn claimed_json(t: &Task) -> Value {
+    let mut args = match json_col(&t.args) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    args.insert("cwd".into(), json!(t.cwd));
+    args.insert("env".into(), json_col(&t.env));
+    args.insert("timeout".into(), json!(t.timeout_ms));
+    json!({
+        "id": t.id,
+        "type": t.kind,
+        "command": t.command,
+        "args": args,
+        "cwd": t.cwd,
+        "env": json_col(&t.env),
+        "timeout": t.timeout_ms,
+        "priority": t.priority,
+        "max_retries": t.max_retries,
+        "attempt": t.attempt,
+        "created_at": t.created_at,
+        "lease_expires_at": t.lease_expires_at,
+    })
+}
+
+/// Caps one output stream at `cap` bytes: the first 64 KiB, a `…[N bytes truncated]…` marker,
+/// and the last part (SPEC §7.1 output). Cuts only at character boundaries.
+pub fn cap_output(s: &str, cap: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= cap {
+        return s.into();
+    }
+    let floor = |mut i: usize| {
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let ceil = |mut i: usize| {
+        while !s.is_char_boundary(i) {
+            i += 1;
+        }
+        i
+    };
+    const MARKER_ROOM: usize = 48;
+    let head = floor((64 * 1024).min(cap / 2));
+    let tail_start = ceil(s.len() - (cap - head - MARKER_ROOM));
+    let dropped = tail_start - head;
+    format!(
+        "{}\n…[{dropped} bytes truncated]…\n{}",
+        &s[..head],
+        &s[tail_start..]
+    )
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_output;
+
+    #[test]
+    fn output_cap_keeps_head_and_tail() {
+        let s = format!(
+            "{}{}{}",
+            "a".repeat(70_000),
+            "é".repeat(100_000),
+            "z".repeat(70_000)
+        );
+        let cap = 128 * 1024;
+        let out = cap_output(&s, cap);
+        assert!(out.len() <= cap, "{}", out.len());
+        assert!(out.starts_with(&"a".repeat(65_536)));
+        assert!(out.ends_with(&"z".repeat(60_000)));
+        assert!(out.contains("bytes truncated]"));
+        assert_eq!(cap_output("short", cap), "short");
+    }
+}
