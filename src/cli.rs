@@ -1,5 +1,5 @@
 //! The admin subcommands (SPEC §9): `serve` flags, `migrate`, `check`, `backup PATH`,
-//! `user list|create|set-plan|set-admin|disable|enable|reset-password`.
+//! `user list|create|set-plan|set-admin|disable|enable|reset-password`, `device create`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe) and prints plain text for an
@@ -23,6 +23,7 @@ pub enum Command {
     Check(Config),
     Backup(Config, PathBuf),
     User(Config, Vec<String>),
+    Device(Config, Vec<String>),
     Help,
     Version,
 }
@@ -42,6 +43,7 @@ USAGE:
   ccjk-cloud user set-admin EMAIL true|false
   ccjk-cloud user disable EMAIL      (and: user enable EMAIL)
   ccjk-cloud user reset-password EMAIL [--password PW]
+  ccjk-cloud device create --user EMAIL --name NAME   (prints the device key)
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -66,7 +68,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
                     .ok_or("--workers takes a number from 1 to 256")?
             }
             Long("public") => cfg.public = true,
-            Long(flag) if cmd.as_deref() == Some("user") => {
+            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device")) => {
                 let flag = flag.to_string();
                 rest.push(format!("--{flag}"));
                 if flag != "admin" {
@@ -97,6 +99,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
             _ => return Err("usage: ccjk-cloud backup PATH".into()),
         },
         "user" => Command::User(cfg, rest),
+        "device" => Command::Device(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }
@@ -309,4 +312,42 @@ fn password_arg(given: Option<String>) -> Result<(String, bool), String> {
         }
         None => Ok((crypto::hex(&crypto::random_bytes::<12>()), true)),
     }
+}
+
+/// `device create --user EMAIL --name NAME`: a device with a pre-shared key for a daemon (the
+/// CCJK CLI is configured with one); prints the key. The plan's device quota applies.
+pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    if args.first().map(String::as_str) != Some("create") {
+        return Err("usage: ccjk-cloud device create --user EMAIL --name NAME".into());
+    }
+    let email = opt("--user").ok_or("device create needs --user EMAIL")?;
+    let name = crate::api::devices::validate_name(
+        &opt("--name").ok_or("device create needs --name NAME")?,
+    )
+    .map_err(|e| e.message)?;
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    let reader = db.reader().map_err(|e| e.to_string())?;
+    let (user, _) = users::find_for_login(&reader, &email)
+        .map_err(|e| e.to_string())?
+        .ok_or("no user with that email")?;
+    let (key, material) = device_key_material(&sealer(cfg)?);
+    let uid = user.id;
+    let id = db
+        .write(move |c| {
+            if let Some(limit) = users::limits(c, uid)?.max_devices {
+                let used = devices::count(c, uid)?;
+                if used >= limit {
+                    return Err(crate::error::ApiError::quota("devices", limit, used));
+                }
+            }
+            Ok(devices::insert(c, uid, &name, None, false, &material)?)
+        })
+        .map_err(|e| e.message)?;
+    let d = devices::get_by_id(&reader, id)
+        .map_err(|e| e.to_string())?
+        .ok_or("device vanished")?;
+    println!("device {} ({}) for {}", d.uuid, d.name, user.email);
+    println!("device key: {key}");
+    Ok(())
 }

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Check(cfg) => cli::check(&cfg),
         Command::Backup(cfg, path) => cli::backup(&cfg, &path),
         Command::User(cfg, args) => cli::user(&cfg, &args),
+        Command::Device(cfg, args) => cli::device(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
