@@ -125,8 +125,8 @@ pub fn require_device(cx: &Ctx) -> ApiResult<DeviceCaller> {
     }
 }
 
-/// Loads the owner and refuses disabled accounts.
-fn active_user(cx: &Ctx, user_id: i64) -> ApiResult<users::User> {
+/// Loads the owner and refuses disabled accounts. Errors: 401.
+pub(crate) fn active_user(cx: &Ctx, user_id: i64) -> ApiResult<users::User> {
     match users::find(cx.db, user_id)? {
         Some(u) if u.is_active => Ok(u),
         Some(_) => Err(ApiError::unauthorized("Account disabled")),

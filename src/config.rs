@@ -157,11 +157,12 @@ impl Config {
             c.public_url = Some(v.trim_end_matches('/').to_string());
         }
         if let Some(v) = get("CCJK_SYNCHRONOUS") {
-            note(match v.to_ascii_lowercase().as_str() {
-                "full" => Ok(c.synchronous = Synchronous::Full),
-                "normal" => Ok(c.synchronous = Synchronous::Normal),
+            let sync = match v.to_ascii_lowercase().as_str() {
+                "full" => Ok(Synchronous::Full),
+                "normal" => Ok(Synchronous::Normal),
                 _ => Err(format!("CCJK_SYNCHRONOUS: {v:?} is not full or normal")),
-            });
+            };
+            note(sync.map(|s| c.synchronous = s));
         }
         if let Some(v) = get("CCJK_TRUSTED_PROXY") {
             note(parse_bool("CCJK_TRUSTED_PROXY", &v).map(|b| c.trusted_proxy = b));
@@ -170,11 +171,12 @@ impl Config {
             c.default_plan = v;
         }
         if let Some(v) = get("CCJK_SIGNUPS") {
-            note(match v.as_str() {
-                "open" => Ok(c.signups_open = true),
-                "closed" => Ok(c.signups_open = false),
+            let open = match v.as_str() {
+                "open" => Ok(true),
+                "closed" => Ok(false),
                 _ => Err(format!("CCJK_SIGNUPS: {v:?} is not open or closed")),
-            });
+            };
+            note(open.map(|o| c.signups_open = o));
         }
         for (name, slot) in [
             ("CCJK_ACCESS_TOKEN_TTL", &mut c.access_token_ttl),

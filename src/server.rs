@@ -21,7 +21,7 @@ use crate::http::{Reply, Req, redact_url};
 use crate::routes::{self, Outcome};
 use crate::throttle::Key;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -224,7 +224,19 @@ fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: boo
             meta.request_id,
             meta.ip
         );
-        std::mem::forget(raw.upgrade("close", resp(&reply)));
+        let mut head = resp(&Reply {
+            body: Vec::new(),
+            ..reply.clone()
+        });
+        if let Ok(h) = tiny_http::Header::from_bytes(
+            &b"Content-Length"[..],
+            reply.body.len().to_string().as_bytes(),
+        ) {
+            head.add_header(h);
+        }
+        let mut stream = raw.upgrade("close", head);
+        let _ = stream.write_all(&reply.body).and_then(|_| stream.flush());
+        std::mem::forget(stream);
     }
     log::info!(
         target: "access",

@@ -25,7 +25,8 @@ const PRUNE_AT: usize = 100_000;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     Ip(IpAddr),
-    /// The login name as sent, lowercased (email or username; known or not).
+    /// A known account as `#<user id>` (whichever name was typed), else the login name as sent,
+    /// lowercased.
     Account(String),
 }
 

@@ -216,17 +216,21 @@ pub fn device_key_material(sealer: &crate::crypto::Sealer) -> (String, KeyMateri
 pub fn login(cx: &Ctx, login: &str, password: &str) -> ApiResult<User> {
     let throttle = &cx.app.throttle;
     let ip_key = cx.req.ip.parse::<IpAddr>().ok().map(Key::Ip);
-    let acct_key = Key::Account(login.to_lowercase());
-    for k in ip_key.iter().chain([&acct_key]) {
-        if let Some(wait) = throttle.check(k) {
-            return Err(ApiError::rate_limited(wait));
-        }
-    }
+    // An indexed read, no hash: the account is throttled as one, whichever name is typed.
     let found = if password.len() > password::MAX_LEN {
         None
     } else {
         users::find_for_login(cx.db, login)?
     };
+    let acct_key = match &found {
+        Some((u, _)) => Key::Account(format!("#{}", u.id)),
+        None => Key::Account(login.to_lowercase()),
+    };
+    for k in ip_key.iter().chain([&acct_key]) {
+        if let Some(wait) = throttle.check(k) {
+            return Err(ApiError::rate_limited(wait));
+        }
+    }
     let ok = match &found {
         Some((_, phc)) => password::verify(phc, password),
         None => {
@@ -342,6 +346,7 @@ pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
     {
         return Err(bad());
     }
+    crate::auth::active_user(cx, s.user_id)?;
     let (secrets, token, refresh) = mint(cx);
     let id = s.id;
     let rotated = cx.write(move |c| sessions::rotate(c, id, &old, &secrets).map_err(Into::into))?;
