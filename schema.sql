@@ -131,13 +131,16 @@ CREATE UNIQUE INDEX IF NOT EXISTS devices_primary ON devices(user_id) WHERE is_p
 -- Tasks: shell commands queued by a person for one of their daemons (SPEC §7.1).
 -- status: queued (waiting for its predecessor in a sequential batch) → pending (claimable) →
 -- running (claimed; a daemon holds the attempt until lease_expires_at) → completed | failed |
--- cancelled | timeout. device_id NULL = any of the owner's devices. claimed_by is the device
+-- cancelled | timeout. any_device = 1: created for any of the owner's devices (device_id NULL);
+-- a task whose device was deleted also has device_id NULL but any_device = 0 and is never
+-- handed to another device. claimed_by is the device
 -- that holds (or last held) an attempt; lease_expires_at IS NOT NULL exactly while a daemon
 -- holds one (a running task, or a cancelled one whose daemon has not acknowledged the cancel).
 CREATE TABLE IF NOT EXISTS tasks (
     id                  TEXT PRIMARY KEY,                 -- UUID v4, URL-safe
     user_id             INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     device_id           INTEGER REFERENCES devices(id) ON DELETE SET NULL,
+    any_device          INTEGER NOT NULL DEFAULT 0 CHECK (any_device IN (0, 1)), -- created for any device
     session_id          INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
     batch_id            TEXT,
     depends_on          TEXT REFERENCES tasks(id) ON DELETE SET NULL,
@@ -174,7 +177,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_pending_device ON tasks(device_id, priority DESC, created_at)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS tasks_pending_any ON tasks(user_id, priority DESC, created_at)
-    WHERE status = 'pending' AND device_id IS NULL;
+    WHERE status = 'pending' AND any_device = 1;
 -- Held attempts per device (running counts, cancels to deliver) and lease expiry.
 CREATE INDEX IF NOT EXISTS tasks_held ON tasks(claimed_by) WHERE lease_expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_at) WHERE lease_expires_at IS NOT NULL;

@@ -7,17 +7,27 @@
 //! claim that finds nothing; a missing mark would lose work, so every path that makes a task
 //! pending calls `mark` (create, release, requeue, retry) and start-up seeds from the table.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+
+#[derive(Default)]
+struct Marks {
+    /// Marked devices and their owners.
+    devices: HashMap<i64, i64>,
+    /// Marked devices per owner.
+    per_user: HashMap<i64, usize>,
+    /// Users with device-less pending tasks.
+    users: HashSet<i64>,
+}
 
 /// Devices and users that may have claimable work.
 #[derive(Default)]
 pub struct Hints {
-    inner: Mutex<(HashSet<i64>, HashSet<i64>)>,
+    inner: Mutex<Marks>,
 }
 
 impl Hints {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<i64>, HashSet<i64>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -25,21 +35,40 @@ impl Hints {
     pub fn mark(&self, device_id: Option<i64>, user_id: i64) {
         let mut g = self.lock();
         match device_id {
-            Some(d) => g.0.insert(d),
-            None => g.1.insert(user_id),
-        };
+            Some(d) => {
+                if g.devices.insert(d, user_id).is_none() {
+                    *g.per_user.entry(user_id).or_default() += 1;
+                }
+            }
+            None => {
+                g.users.insert(user_id);
+            }
+        }
     }
 
     /// May this device have claimable work?
     pub fn maybe(&self, device_id: i64, user_id: i64) -> bool {
         let g = self.lock();
-        g.0.contains(&device_id) || g.1.contains(&user_id)
+        g.devices.contains_key(&device_id) || g.users.contains(&user_id)
+    }
+
+    /// May any device of this user have claimable work? (Freed capacity wakes their polls.)
+    pub fn user_maybe(&self, user_id: i64) -> bool {
+        let g = self.lock();
+        g.users.contains(&user_id) || g.per_user.get(&user_id).is_some_and(|n| *n > 0)
     }
 
     /// A claim found nothing claimable left for this device and its owner's device-less queue.
     pub fn clear(&self, device_id: i64, user_id: i64) {
         let mut g = self.lock();
-        g.0.remove(&device_id);
-        g.1.remove(&user_id);
+        if let Some(owner) = g.devices.remove(&device_id)
+            && let Some(n) = g.per_user.get_mut(&owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                g.per_user.remove(&owner);
+            }
+        }
+        g.users.remove(&user_id);
     }
 }

@@ -52,7 +52,7 @@ pub fn run_once(app: &App, conn: &rusqlite::Connection) -> ApiResult<()> {
                 if devices::set_status(c, id, "offline")?
                     && let Some(d) = devices::get_by_id(c, id)?
                 {
-                    record_transition(c, &d, "device_offline")?;
+                    record_transition(c, d.user_id, d.id, &d.name, &d.uuid, "device_offline")?;
                 }
             }
             Ok(())

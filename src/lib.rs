@@ -34,6 +34,7 @@ pub mod http;
 pub mod janitor;
 pub mod park;
 pub mod password;
+pub mod presence;
 pub mod routes;
 pub mod server;
 pub mod throttle;
@@ -115,6 +116,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         dummy_hash,
         park: Default::default(),
         hints: Default::default(),
+        presence: Default::default(),
         ticker: Default::default(),
         stopping: AtomicBool::new(false),
     });
@@ -123,6 +125,9 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         vec![park::spawn(app.clone()).map_err(|e| format!("cannot start the park thread: {e}"))?];
     background
         .push(janitor::spawn(app.clone()).map_err(|e| format!("cannot start the janitor: {e}"))?);
+    background.push(
+        presence::spawn(app.clone()).map_err(|e| format!("cannot start the flush thread: {e}"))?,
+    );
     let stop = StopHandle(Arc::new((Mutex::new(Stop::default()), Condvar::new())));
     let (hash, hash_threads) =
         HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
@@ -217,6 +222,10 @@ impl Running {
         }
         for t in std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner())) {
             let _ = t.join();
+        }
+        // Heartbeats recorded by the last requests, after the flush thread's final round.
+        if let Err(e) = presence::flush(&self.app) {
+            log::warn!("writing heartbeats at shutdown failed: {e}");
         }
         if let Err(e) = self.app.db.checkpoint() {
             log::warn!("checkpoint at shutdown failed: {e}");

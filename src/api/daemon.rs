@@ -5,14 +5,15 @@
 //! A device caller only ever touches its own tasks: the task must belong to the device's owner
 //! and be for this device (or for any device) and be held by it; anything else is 404.
 
-use crate::api::tasks::{after_final, announce, cap_output, give_back};
+use crate::api::tasks::{after_final, announce, cap_output, capacity_freed, give_back};
 use crate::app::Ctx;
 use crate::auth::DeviceCaller;
-use crate::db::devices::{self, Device, Facts};
+use crate::db::devices::{self, BeatRow, Device, Facts};
 use crate::db::messages::{self, NewMessage};
 use crate::db::tasks::{self, Outcome, Task};
 use crate::db::users;
 use crate::error::{ApiError, ApiResult};
+use crate::presence;
 use crate::time;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,14 +31,23 @@ pub struct Beat {
 
 /// The device after a heartbeat, with what it should know.
 pub struct BeatReply {
-    pub device: Device,
+    /// The device as it now stands (status and facts as just reported).
+    pub device: BeatRow,
+    /// Its config object: interval changes reach the daemon this way.
+    pub config: Value,
     pub pending_count: i64,
     pub cancel_tasks: Vec<String>,
 }
 
 const STATUSES: [&str; 5] = ["online", "busy", "error", "maintenance", "offline"];
 
-/// Records a heartbeat (SPEC §7.2). Errors: 422 for an unknown status.
+/// Records a heartbeat (SPEC §7.2). A beat that changes the status or the daemon's facts is
+/// written at once (with a `device_online`/`device_offline` message on a transition); any
+/// other beat is coalesced in memory (`presence`). Online time since the previous beat (at
+/// most 2 × interval) accrues to the UTC day. Running tasks the daemon no longer lists in
+/// `current_tasks` although it has held them for more than one interval are given back, and so
+/// is everything it holds when it goes offline. Errors: 422 for an unknown status, 401 if the
+/// device was deleted.
 pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> {
     let status = b.status.as_deref().unwrap_or("online").to_ascii_lowercase();
     if !STATUSES.contains(&status.as_str()) {
@@ -46,70 +56,105 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
             "must be online, busy, error, maintenance or offline",
         ));
     }
-    let mut facts = b.facts;
-    facts.system_info = b
+    let system_info = b
         .system_info
-        .filter(|v| v.is_object())
+        .filter(Value::is_object)
         .map(|v| v.to_string());
-    facts.ip_address = Some(cx.req.ip.clone());
-    let (did, listed) = (dev.id, b.current_tasks);
-    let give = cx.write(move |c| {
-        let d =
-            devices::get_by_id(c, did)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
-        let interval = d.config_int("heartbeat_interval", 30).max(1);
-        let now_t = std::time::SystemTime::now();
-        let now = time::fmt(now_t);
-        let prev = devices::beat(c, did, &status, &now)?;
-        devices::set_facts(c, did, &facts)?;
-        if let Some((prev_status, Some(last))) = &prev
-            && prev_status != "offline"
-            && let Some(ms) = time::millis_between(last, &now)
-        {
-            let secs = (ms / 1000).min(2 * interval as u64) as i64;
-            devices::add_uptime(c, did, time::day(&now), secs)?;
+    let ip = cx.req.ip.clone();
+    let row = devices::beat_row(cx.db, dev.id)?
+        .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+    let interval = row.interval();
+    let now_t = std::time::SystemTime::now();
+    let now = time::fmt(now_t);
+    let prev_last = cx
+        .app
+        .presence
+        .last(dev.id)
+        .or_else(|| row.last_heartbeat_at.clone());
+    let online_secs = match prev_last {
+        Some(last) if row.status != "offline" => time::millis_between(&last, &now)
+            .map_or(0, |ms| (ms / 1000).min(2 * interval as u64) as i64),
+        _ => 0,
+    };
+    let mut after = row.clone();
+    after.status = status.clone();
+    if status != row.status || row.differs(&b.facts) {
+        let mut facts = b.facts;
+        if let Some(n) = &facts.name {
+            after.name = n.clone();
         }
-        let was_offline = prev.as_ref().is_none_or(|(s, _)| s == "offline");
-        if was_offline != (status == "offline") {
-            let kind = if status == "offline" {
-                "device_offline"
-            } else {
-                "device_online"
-            };
-            record_transition(c, &d, kind)?;
-        }
-        // Attempts to give back: everything when going offline; otherwise running tasks the
-        // daemon no longer lists although it has held them longer than one interval, and
-        // cancelled ones it no longer runs (the cancel is acknowledged).
-        let mut give = Vec::new();
+        after.os_type = facts.os_type.clone().or(after.os_type);
+        facts.system_info = system_info;
+        facts.ip_address = Some(ip);
+        let pending = cx.app.presence.take(dev.id);
+        let (st, at) = (status.clone(), now.clone());
+        cx.write(move |c| {
+            if let Some(p) = pending {
+                presence::write(c, &[(row.id, p)])?;
+            }
+            // The status as stored now, not as read before the write: one message per transition.
+            let cur = devices::beat_row(c, row.id)?
+                .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+            devices::beat(c, row.id, &st, &at)?;
+            devices::set_facts(c, row.id, &facts)?;
+            devices::add_uptime(c, row.id, time::day(&at), online_secs)?;
+            if (cur.status == "offline") != (st == "offline") {
+                let kind = if st == "offline" {
+                    "device_offline"
+                } else {
+                    "device_online"
+                };
+                record_transition(c, cur.user_id, cur.id, &cur.name, &cur.uuid, kind)?;
+            }
+            Ok(())
+        })?;
+    } else {
+        cx.app.presence.record(dev.id, |p| {
+            p.last = now.clone();
+            if system_info.is_some() {
+                p.system_info = system_info;
+            }
+            p.ip_address = Some(ip);
+            p.add_uptime(time::day(&now), online_secs);
+        });
+    }
+    let listed = b.current_tasks;
+    if status == "offline" || listed.is_some() {
         let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
-        for (id, st, started) in tasks::held_by(c, did)? {
+        let mut give = Vec::new();
+        for (id, st, started) in tasks::held_by(cx.db, dev.id)? {
             let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
             let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
             if status == "offline" || (omitted && (st == "cancelled" || long_held)) {
                 give.push(id);
             }
         }
-        Ok(give)
-    })?;
-    let reason = "Given back: the daemon stopped reporting it";
-    give_back(cx.app, give, reason)?;
-    let device = devices::get_by_id(cx.db, dev.id)?
-        .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
-    let pending_count = if device.status != "offline" && cx.app.hints.maybe(dev.id, dev.user_id) {
+        give_back(cx.app, give, "Given back: the daemon stopped reporting it")?;
+    }
+    let pending_count = if status != "offline" && cx.app.hints.maybe(dev.id, dev.user_id) {
         tasks::count_claimable(cx.db, dev.id, dev.user_id)?
     } else {
         0
     };
     let cancel_tasks = tasks::pending_cancels(cx.db, dev.id)?;
+    let config = serde_json::from_str(&after.config).unwrap_or_else(|_| json!({}));
     Ok(BeatReply {
-        device,
+        device: after,
+        config,
         pending_count,
         cancel_tasks,
     })
 }
 
 /// Writes a `device_online`/`device_offline` message (once per transition).
-pub fn record_transition(c: &rusqlite::Connection, d: &Device, kind: &str) -> ApiResult<()> {
+pub fn record_transition(
+    c: &rusqlite::Connection,
+    user_id: i64,
+    device_id: i64,
+    name: &str,
+    uuid: &str,
+    kind: &str,
+) -> ApiResult<()> {
     let word = if kind == "device_online" {
         "online"
     } else {
@@ -118,13 +163,13 @@ pub fn record_transition(c: &rusqlite::Connection, d: &Device, kind: &str) -> Ap
     messages::insert(
         c,
         &NewMessage {
-            user_id: d.user_id,
+            user_id,
             task_id: None,
-            device_id: Some(d.id),
+            device_id: Some(device_id),
             kind,
-            title: format!("Device {} is {word}", d.name),
+            title: format!("Device {name} is {word}"),
             content: None,
-            data: json!({"device_id": d.uuid, "status": word}),
+            data: json!({"device_id": uuid, "status": word}),
         },
     )?;
     Ok(())
@@ -230,6 +275,7 @@ pub fn report(cx: &Ctx, dev: &DeviceCaller, id: &str, r: ResultRequest) -> ApiRe
         .error
         .as_deref()
         .map(|s| cap_output(s, 64 * 1024).into_owned());
+    let owner = dev.user_id;
     let (dev, id, hints) = (dev.clone(), id.to_string(), cx.app.hints.clone());
     let (reported, released) = cx.write(move |c| {
         let t = task_for_device(c, &dev, &id)?;
@@ -271,6 +317,7 @@ pub fn report(cx: &Ctx, dev: &DeviceCaller, id: &str, r: ResultRequest) -> ApiRe
         }
     })?;
     announce(cx.app, &released.into_iter().collect::<Vec<_>>());
+    capacity_freed(cx.app, owner);
     Ok(reported)
 }
 

@@ -106,7 +106,10 @@ pub fn set_config(
 pub fn rotate_key(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<(Device, String)> {
     let d = get(cx, user_id, uuid)?;
     let (key, material) = device_key_material(&cx.app.sealer);
-    cx.write(move |c| Ok(devices::set_key(c, d.id, &material)?))?;
+    let id = d.id;
+    cx.write(move |c| Ok(devices::set_key(c, id, &material)?))?;
+    // A poll parked with the old key answers 401 now rather than at its deadline.
+    cx.app.park.wake_device(id);
     Ok((get(cx, user_id, uuid)?, key))
 }
 
@@ -114,7 +117,7 @@ pub fn rotate_key(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<(Device, Stri
 /// rest keep their history with `device_id` NULL. Errors: 404.
 pub fn delete(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<()> {
     let d = get(cx, user_id, uuid)?;
-    let hints = cx.app.hints.clone();
+    let (id, hints) = (d.id, cx.app.hints.clone());
     let released = cx.write(move |c| {
         let mut released = Vec::new();
         for (id, status) in tasks::unfinished(c, user_id, Some(d.id), None)? {
@@ -132,6 +135,7 @@ pub fn delete(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<()> {
         Ok(released)
     })?;
     announce(cx.app, &released);
+    cx.app.park.wake_device(id);
     Ok(())
 }
 

@@ -186,6 +186,14 @@ fn check_daily_quota(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> {
     Ok(())
 }
 
+/// A running slot of this user was freed (a result, a give-back, a cancel acknowledged): polls
+/// that waited at a concurrency limit may claim now.
+pub fn capacity_freed(app: &App, user_id: i64) {
+    if app.hints.user_maybe(user_id) {
+        app.park.wake_user(user_id);
+    }
+}
+
 /// Marks claimable work and wakes the parked polls that may claim it (after commit).
 pub fn announce(app: &App, targets: &[(Option<i64>, i64)]) {
     for (device, user) in targets {
@@ -393,13 +401,18 @@ pub fn after_final(
     Ok(None)
 }
 
+/// Is the task this device's: targeted at it, or held (or last held) by it?
+pub fn is_for_device(t: &Task, device_id: i64) -> bool {
+    t.device_id == Some(device_id) || t.claimed_by == Some(device_id)
+}
+
 /// Cancels the user's task: `queued`/`pending` at once; `running` is marked cancelled and the
 /// cancel is delivered to its daemon (next heartbeat's `cancel_tasks`; a parked poll wakes).
 /// `own_device`: a device caller may cancel only its own device's tasks.
 /// Errors: 404, 409 `TASK_NOT_CANCELLABLE` for a final task.
 pub fn cancel(cx: &Ctx, user_id: i64, id: &str, own_device: Option<i64>) -> ApiResult<Task> {
     let t = get(cx, user_id, id)?;
-    if own_device.is_some_and(|d| t.device_id != Some(d)) {
+    if own_device.is_some_and(|d| !is_for_device(&t, d)) {
         return Err(ApiError::not_found("Task"));
     }
     let (id, hints) = (t.id.clone(), cx.app.hints.clone());
@@ -429,13 +442,14 @@ pub fn cancel(cx: &Ctx, user_id: i64, id: &str, own_device: Option<i64>) -> ApiR
     })?;
     if let Some(d) = holder {
         cx.app.park.wake_device(d);
+        capacity_freed(cx.app, user_id);
     }
     get(cx, user_id, &t.id)
 }
 
 /// `POST /v1/tasks/{id}/retry`: a new task with the same command and settings and
-/// `parent_task_id` = the old one. Errors: 404, 409 `CONFLICT` unless the old task is final,
-/// 403 `QUOTA_EXCEEDED`.
+/// `parent_task_id` = the old one. Errors: 404, 409 `CONFLICT` unless the old task is final or
+/// when its device was deleted, 403 `QUOTA_EXCEEDED`.
 pub fn retry(cx: &Ctx, who: &Creator, id: &str) -> ApiResult<Task> {
     let old = get(cx, who.user_id, id)?;
     if !old.is_final() {
@@ -445,6 +459,13 @@ pub fn retry(cx: &Ctx, who: &Creator, id: &str) -> ApiResult<Task> {
                 "Task is {}; only a finished task can be retried",
                 old.status
             ),
+        ));
+    }
+    if old.device_id.is_none() && !old.any_device {
+        // Its device was deleted: never hand the command to another machine.
+        return Err(ApiError::conflict(
+            "CONFLICT",
+            "The task's device was deleted; queue it again for another device",
         ));
     }
     let new = NewTask {
@@ -485,6 +506,7 @@ pub fn give_back(app: &App, ids: Vec<String>, reason: &'static str) -> ApiResult
     let hints = app.hints.clone();
     let targets = app.db.write(move |c| {
         let mut targets = Vec::new();
+        let mut owners = Vec::new();
         for id in ids {
             let Some(status) = tasks::give_back(c, &id, reason)? else {
                 continue;
@@ -492,6 +514,7 @@ pub fn give_back(app: &App, ids: Vec<String>, reason: &'static str) -> ApiResult
             let Some(t) = tasks::get_internal(c, &id)? else {
                 continue;
             };
+            owners.push(t.user_id);
             match status.as_str() {
                 "pending" => {
                     hints.mark(t.device_id, t.user_id);
@@ -501,9 +524,13 @@ pub fn give_back(app: &App, ids: Vec<String>, reason: &'static str) -> ApiResult
                 _ => {}
             }
         }
-        Ok(targets)
+        Ok((targets, owners))
     })?;
+    let (targets, owners) = targets;
     announce(app, &targets);
+    for u in owners {
+        capacity_freed(app, u);
+    }
     Ok(())
 }
 

@@ -254,22 +254,13 @@ pub fn set_facts(c: &Connection, id: i64, f: &Facts) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Records a heartbeat: status and time; returns the previous status and heartbeat time.
-pub fn beat(
-    c: &Connection,
-    id: i64,
-    status: &str,
-    now: &str,
-) -> rusqlite::Result<Option<(String, Option<String>)>> {
-    let prev = c
-        .prepare_cached("SELECT status, last_heartbeat_at FROM devices WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+/// Records a heartbeat written at once: status and time.
+pub fn beat(c: &Connection, id: i64, status: &str, now: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "UPDATE devices SET status = ?2, last_heartbeat_at = ?3, last_sync_at = ?3 WHERE id = ?1",
+        "UPDATE devices SET status = ?2, last_heartbeat_at = ?3, last_sync_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![id, status, now])?;
-    Ok(prev)
+    Ok(())
 }
 
 /// Sets a device's status (offline marking).
@@ -302,4 +293,85 @@ pub fn silent(c: &Connection, now: &str) -> rusqlite::Result<Vec<(i64, i64, Stri
     )?
     .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
     .collect()
+}
+
+/// What a heartbeat needs to know about its device (one light read).
+#[derive(Clone, Debug)]
+pub struct BeatRow {
+    pub id: i64,
+    pub uuid: String,
+    pub user_id: i64,
+    pub name: String,
+    pub status: String,
+    pub last_heartbeat_at: Option<String>,
+    pub config: String,
+    pub os_type: Option<String>,
+    pub os_version: Option<String>,
+    pub arch: Option<String>,
+    pub hostname: Option<String>,
+    pub ccjk_version: Option<String>,
+}
+
+impl BeatRow {
+    /// `config.heartbeat_interval` in seconds (default 30, at least 1).
+    pub fn interval(&self) -> i64 {
+        serde_json::from_str::<serde_json::Value>(&self.config)
+            .ok()
+            .and_then(|v| v.get("heartbeat_interval").and_then(|x| x.as_i64()))
+            .unwrap_or(30)
+            .max(1)
+    }
+
+    /// Would these facts change the stored ones?
+    pub fn differs(&self, f: &Facts) -> bool {
+        let ne = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
+        ne(&f.name, &Some(self.name.clone()))
+            || ne(&f.os_type, &self.os_type)
+            || ne(&f.os_version, &self.os_version)
+            || ne(&f.arch, &self.arch)
+            || ne(&f.hostname, &self.hostname)
+            || ne(&f.ccjk_version, &self.ccjk_version)
+            || f.machine_id.is_some()
+    }
+}
+
+/// The heartbeat view of a device.
+pub fn beat_row(c: &Connection, id: i64) -> rusqlite::Result<Option<BeatRow>> {
+    c.prepare_cached(
+        "SELECT id, uuid, user_id, name, status, last_heartbeat_at, config, os_type, os_version, \
+         arch, hostname, ccjk_version FROM devices WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(BeatRow {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            user_id: r.get(2)?,
+            name: r.get(3)?,
+            status: r.get(4)?,
+            last_heartbeat_at: r.get(5)?,
+            config: r.get(6)?,
+            os_type: r.get(7)?,
+            os_version: r.get(8)?,
+            arch: r.get(9)?,
+            hostname: r.get(10)?,
+            ccjk_version: r.get(11)?,
+        })
+    })
+    .optional()
+}
+
+/// Writes a coalesced heartbeat: its time, system info and address (never the status).
+pub fn touch_beat(
+    c: &Connection,
+    id: i64,
+    at: &str,
+    system_info: Option<&str>,
+    ip: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE devices SET last_heartbeat_at = max(coalesce(last_heartbeat_at, ''), ?2), last_sync_at = ?2, \
+         system_info = coalesce(?3, system_info), ip_address = coalesce(?4, ip_address) WHERE id = ?1",
+    )?
+    .execute(params![id, at, system_info, ip])?;
+    Ok(())
 }

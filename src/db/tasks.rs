@@ -16,6 +16,8 @@ pub struct Task {
     pub user_id: i64,
     pub device_id: Option<i64>,
     pub device_uuid: Option<String>,
+    /// Created for any of the owner's devices (not: its device was deleted).
+    pub any_device: bool,
     pub session_id: Option<i64>,
     pub batch_id: Option<String>,
     pub depends_on: Option<String>,
@@ -53,7 +55,7 @@ impl Task {
     }
 }
 
-const COLUMNS: &str = "t.id, t.user_id, t.device_id, d.uuid, t.session_id, t.batch_id, t.depends_on, \
+const COLUMNS: &str = "t.id, t.user_id, t.device_id, d.uuid, t.any_device, t.session_id, t.batch_id, t.depends_on, \
     t.parent_task_id, t.type, t.command, t.args, t.cwd, t.env, t.status, t.priority, t.timeout_ms, \
     t.max_retries, t.retry_count, t.attempt, t.claimed_by, t.progress, t.exit_code, t.stdout, \
     t.stderr, t.error_message, t.source, t.created_at, t.updated_at, t.started_at, t.completed_at, \
@@ -66,34 +68,35 @@ fn from_row(r: &Row) -> rusqlite::Result<Task> {
         user_id: r.get(1)?,
         device_id: r.get(2)?,
         device_uuid: r.get(3)?,
-        session_id: r.get(4)?,
-        batch_id: r.get(5)?,
-        depends_on: r.get(6)?,
-        parent_task_id: r.get(7)?,
-        kind: r.get(8)?,
-        command: r.get(9)?,
-        args: r.get(10)?,
-        cwd: r.get(11)?,
-        env: r.get(12)?,
-        status: r.get(13)?,
-        priority: r.get(14)?,
-        timeout_ms: r.get(15)?,
-        max_retries: r.get(16)?,
-        retry_count: r.get(17)?,
-        attempt: r.get(18)?,
-        claimed_by: r.get(19)?,
-        progress: r.get(20)?,
-        exit_code: r.get(21)?,
-        stdout: r.get(22)?,
-        stderr: r.get(23)?,
-        error_message: r.get(24)?,
-        source: r.get(25)?,
-        created_at: r.get(26)?,
-        updated_at: r.get(27)?,
-        started_at: r.get(28)?,
-        completed_at: r.get(29)?,
-        lease_expires_at: r.get(30)?,
-        cancel_requested_at: r.get(31)?,
+        any_device: r.get(4)?,
+        session_id: r.get(5)?,
+        batch_id: r.get(6)?,
+        depends_on: r.get(7)?,
+        parent_task_id: r.get(8)?,
+        kind: r.get(9)?,
+        command: r.get(10)?,
+        args: r.get(11)?,
+        cwd: r.get(12)?,
+        env: r.get(13)?,
+        status: r.get(14)?,
+        priority: r.get(15)?,
+        timeout_ms: r.get(16)?,
+        max_retries: r.get(17)?,
+        retry_count: r.get(18)?,
+        attempt: r.get(19)?,
+        claimed_by: r.get(20)?,
+        progress: r.get(21)?,
+        exit_code: r.get(22)?,
+        stdout: r.get(23)?,
+        stderr: r.get(24)?,
+        error_message: r.get(25)?,
+        source: r.get(26)?,
+        created_at: r.get(27)?,
+        updated_at: r.get(28)?,
+        started_at: r.get(29)?,
+        completed_at: r.get(30)?,
+        lease_expires_at: r.get(31)?,
+        cancel_requested_at: r.get(32)?,
     })
 }
 
@@ -127,8 +130,8 @@ pub fn insert(c: &Connection, t: &NewTask) -> rusqlite::Result<String> {
     c.prepare_cached(
         "INSERT INTO tasks (id, user_id, device_id, session_id, batch_id, depends_on, parent_task_id, \
          type, command, args, cwd, env, status, priority, timeout_ms, max_retries, source, \
-         idempotency_key, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)",
+         idempotency_key, created_at, updated_at, any_device) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?3 IS NULL)",
     )?
     .execute(params![
         id,
@@ -241,7 +244,7 @@ pub fn running_counts(
 pub fn count_claimable(c: &Connection, device_id: i64, user_id: i64) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "SELECT (SELECT count(*) FROM tasks WHERE device_id = ?1 AND status = 'pending') + \
-         (SELECT count(*) FROM tasks WHERE user_id = ?2 AND device_id IS NULL AND status = 'pending')",
+         (SELECT count(*) FROM tasks WHERE user_id = ?2 AND any_device = 1 AND device_id IS NULL AND status = 'pending')",
     )?
     .query_row(params![device_id, user_id], |r| r.get(0))
 }
@@ -264,7 +267,7 @@ pub fn claim(
             "SELECT id FROM (\
                SELECT id, priority, created_at FROM tasks WHERE device_id = ?1 AND status = 'pending' \
                UNION ALL \
-               SELECT id, priority, created_at FROM tasks WHERE user_id = ?2 AND device_id IS NULL AND status = 'pending') \
+               SELECT id, priority, created_at FROM tasks WHERE user_id = ?2 AND any_device = 1 AND device_id IS NULL AND status = 'pending') \
              ORDER BY priority DESC, created_at, id LIMIT ?3",
         )?
         .query_map(params![device_id, user_id, n], |r| r.get(0))?

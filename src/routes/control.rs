@@ -12,7 +12,7 @@ use crate::api::daemon::{self, Beat, Reported, ResultRequest};
 use crate::api::devices::fact;
 use crate::app::Ctx;
 use crate::auth::{DeviceCaller, require_device};
-use crate::db::devices::{Device, Facts};
+use crate::db::devices::{BeatRow, Facts};
 use crate::db::tasks::Task;
 use crate::error::ApiResult;
 use crate::http::parse_json;
@@ -43,7 +43,7 @@ fn lenient<T: DeserializeOwned + Default>(cx: &Ctx) -> ApiResult<T> {
     parse_json(&cx.req.body)
 }
 
-fn device_short(d: &Device) -> Value {
+fn device_short(d: &BeatRow) -> Value {
     json!({"id": d.uuid, "name": d.name, "platform": d.os_type, "status": d.status})
 }
 
@@ -120,7 +120,10 @@ fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
             })
             .collect()
     });
-    let offline = b.status.as_deref() == Some("offline");
+    let offline = b
+        .status
+        .as_deref()
+        .is_some_and(|st| st.eq_ignore_ascii_case("offline"));
     let r = daemon::heartbeat(
         cx,
         d,

@@ -133,7 +133,7 @@ fn create_task(cx: &Ctx) -> ApiResult<Value> {
 fn get_task(cx: &Ctx, id: &str) -> ApiResult<Value> {
     let who = scope(cx, "task:read")?;
     let t = tasks::get(cx, who.user_id, id)?;
-    if who.own_device.is_some_and(|d| t.device_id != Some(d)) {
+    if who.own_device.is_some_and(|d| !tasks::is_for_device(&t, d)) {
         return Err(ApiError::not_found("Task"));
     }
     Ok(task_json(&t))

@@ -127,9 +127,23 @@ pub fn not_found_route() -> ApiError {
     ApiError::not_found("Route")
 }
 
-/// The body cap of a request's route (SPEC §3): `CCJK_MAX_BODY` for JSON routes.
-pub fn body_cap(_req: &Req, cfg: &Config) -> usize {
-    cfg.max_body
+/// The body cap of a request's route (SPEC §3): `CCJK_MAX_BODY` for JSON routes; daemon
+/// results and progress may carry up to four times `CCJK_MAX_OUTPUT` per stream, which is then
+/// truncated rather than refused (a refused result would leave the task to run again after its
+/// lease, and the Control daemon never retries a result).
+pub fn body_cap(req: &Req, cfg: &Config) -> usize {
+    let output_route = req.method == "POST"
+        && matches!(
+            req.segs().as_slice(),
+            ["v1", "daemon", "tasks", _, "result" | "progress"]
+                | ["daemon", "tasks", _, "result"]
+                | ["api", "control", "commands", _, "result"]
+        );
+    if output_route {
+        cfg.max_body.max(8 * cfg.max_output + 64 * 1024)
+    } else {
+        cfg.max_body
+    }
 }
 
 /// Routes that compute password hashes and therefore run on the hashing pool (SPEC §8.1).

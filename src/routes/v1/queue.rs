@@ -102,7 +102,7 @@ pub fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
     let r = daemon::heartbeat(cx, d, beat)?;
     Ok(json!({
         "device_status": r.device.status,
-        "config": config_json(&r.device),
+        "config": r.config,
         "pending_count": r.pending_count,
         "cancel_tasks": r.cancel_tasks,
     }))
