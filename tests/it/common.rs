@@ -160,6 +160,23 @@ impl TestServer {
         self.dir.path().join("ccjk.db")
     }
 
+    /// Kills a binary server with SIGKILL (a crash: no shutdown code runs). Panics for an
+    /// in-process server.
+    pub fn kill9(&mut self) {
+        match std::mem::replace(&mut self.backend, Backend::Stopped) {
+            Backend::Binary(mut child) => {
+                child.kill().expect("SIGKILL the server");
+                child.wait().expect("reap the server");
+            }
+            _ => panic!("kill9 needs a server started with spawn_binary"),
+        }
+    }
+
+    /// The base URL, for clients of a test's own.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Shuts the server down (SIGTERM for a binary); the directory stays until drop.
     pub fn stop(&mut self) {
         self.terminate();

@@ -7,6 +7,7 @@ mod api_keys;
 mod auth;
 mod common;
 mod control_daemon;
+mod crash;
 mod envelope;
 mod limits;
 mod queue_concurrency;
