@@ -9,6 +9,7 @@ mod common;
 mod control_daemon;
 mod crash;
 mod envelope;
+mod lifecycle;
 mod limits;
 mod queue_concurrency;
 mod queue_flow;
