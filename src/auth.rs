@@ -198,6 +198,10 @@ fn api_key_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
 fn device_caller(cx: &Ctx, token: &str) -> ApiResult<DeviceCaller> {
     let d = devices::find_by_key(cx.db, &sha256(token))?
         .ok_or_else(|| ApiError::unauthorized("Invalid device key"))?;
-    active_user(cx, d.user_id)?;
-    Ok(d)
+    // A one-column read: this runs on every daemon request.
+    match users::is_active(cx.db, d.user_id)? {
+        Some(true) => Ok(d),
+        Some(false) => Err(ApiError::unauthorized("Account disabled")),
+        None => Err(ApiError::unauthorized("Invalid device key")),
+    }
 }

@@ -118,25 +118,25 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
             p.add_uptime(time::day(&now), online_secs);
         });
     }
+    // One read of what the device holds serves both the give-backs and the cancels to deliver.
     let listed = b.current_tasks;
-    if status == "offline" || listed.is_some() {
-        let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
-        let mut give = Vec::new();
-        for (id, st, started) in tasks::held_by(cx.db, dev.id)? {
-            let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
-            let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
-            if status == "offline" || (omitted && (st == "cancelled" || long_held)) {
-                give.push(id);
-            }
+    let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
+    let (mut give, mut cancel_tasks) = (Vec::new(), Vec::new());
+    for (id, st, started) in tasks::held_by(cx.db, dev.id)? {
+        let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
+        let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
+        if status == "offline" || (omitted && (st == "cancelled" || long_held)) {
+            give.push(id);
+        } else if st == "cancelled" {
+            cancel_tasks.push(id);
         }
-        give_back(cx.app, give, "Given back: the daemon stopped reporting it")?;
     }
+    give_back(cx.app, give, "Given back: the daemon stopped reporting it")?;
     let pending_count = if status != "offline" && cx.app.hints.maybe(dev.id, dev.user_id) {
         tasks::count_claimable(cx.db, dev.id, dev.user_id)?
     } else {
         0
     };
-    let cancel_tasks = tasks::pending_cancels(cx.db, dev.id)?;
     let config = serde_json::from_str(&after.config).unwrap_or_else(|_| json!({}));
     Ok(BeatReply {
         device: after,
@@ -201,15 +201,7 @@ pub fn claim(cx: &Ctx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
 
 /// Cancelled tasks this device still holds whose cancel was requested after `since`.
 pub fn cancels_since(cx: &Ctx, dev: &DeviceCaller, since: &str) -> ApiResult<Vec<String>> {
-    let mut ids = Vec::new();
-    for id in tasks::pending_cancels(cx.db, dev.id)? {
-        if let Some(t) = tasks::get(cx.db, dev.user_id, &id)?
-            && t.cancel_requested_at.as_deref().is_some_and(|c| c > since)
-        {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
+    Ok(tasks::pending_cancels(cx.db, dev.id, since)?)
 }
 
 /// A daemon's result (Full field names; the other families map theirs onto it).

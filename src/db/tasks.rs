@@ -290,12 +290,18 @@ pub fn claim(
     Ok(out)
 }
 
-/// Ids of cancelled tasks whose cancel the device has not acknowledged yet.
-pub fn pending_cancels(c: &Connection, device_id: i64) -> rusqlite::Result<Vec<String>> {
+/// Ids of cancelled tasks whose cancel the device has not acknowledged yet and that were
+/// requested after `since`.
+pub fn pending_cancels(
+    c: &Connection,
+    device_id: i64,
+    since: &str,
+) -> rusqlite::Result<Vec<String>> {
     c.prepare_cached(
-        "SELECT id FROM tasks WHERE claimed_by = ?1 AND lease_expires_at IS NOT NULL AND status = 'cancelled'",
+        "SELECT id FROM tasks WHERE claimed_by = ?1 AND lease_expires_at IS NOT NULL \
+         AND status = 'cancelled' AND cancel_requested_at > ?2",
     )?
-    .query_map([device_id], |r| r.get(0))?
+    .query_map(params![device_id, since], |r| r.get(0))?
     .collect()
 }
 

@@ -51,6 +51,14 @@ pub fn find(c: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
         .optional()
 }
 
+/// Whether the user's account is active (`None`: no such user). The hot-path check for
+/// device keys.
+pub fn is_active(c: &Connection, id: i64) -> rusqlite::Result<Option<bool>> {
+    c.prepare_cached("SELECT is_active FROM users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+}
+
 /// The user whose email or username is `login` (case-insensitive), with the password hash.
 pub fn find_for_login(c: &Connection, login: &str) -> rusqlite::Result<Option<(User, String)>> {
     c.prepare_cached(&format!(
