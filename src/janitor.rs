@@ -7,7 +7,7 @@
 //! retried on the next round.
 
 use crate::api::daemon::record_transition;
-use crate::api::tasks::give_back;
+use crate::api::lifecycle::give_back;
 use crate::app::App;
 use crate::db::{devices, sessions, tasks};
 use crate::error::ApiResult;

@@ -5,7 +5,8 @@
 //! A device caller only ever touches its own tasks: the task must belong to the device's owner
 //! and be for this device (or for any device) and be held by it; anything else is 404.
 
-use crate::api::tasks::{after_final, announce, cap_output, capacity_freed, give_back};
+use crate::api::lifecycle::{after_final, announce, capacity_freed, give_back};
+use crate::api::task_json::cap_output;
 use crate::app::Ctx;
 use crate::auth::DeviceCaller;
 use crate::db::devices::{self, BeatRow, Device, Facts};

@@ -3,7 +3,7 @@
 //! Ids in paths are public uuids resolved inside the caller's own devices (404 otherwise).
 
 use crate::api::auth::{DEVICE_KEY_AD, device_key_material};
-use crate::api::tasks::{after_final, announce};
+use crate::api::lifecycle::{after_final, announce};
 use crate::app::Ctx;
 use crate::auth::UserCaller;
 use crate::db::devices::{self, Device, Facts};

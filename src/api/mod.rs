@@ -7,7 +7,9 @@ pub mod auth;
 pub mod daemon;
 pub mod devices;
 pub mod health;
+pub mod lifecycle;
 pub mod sessions;
+pub mod task_json;
 pub mod tasks;
 
 /// Pagination from `limit` (default 20, clamped to 1..=200) and `offset` (SPEC §5).

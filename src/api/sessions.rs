@@ -1,7 +1,7 @@
 //! Session management shared by `/v1/sessions/*` and Sessions' `/api/sessions/*` (SPEC §6.1,
 //! §6.3, §7.4). Every id is resolved inside the caller's own sessions: another user's id is 404.
 
-use crate::api::tasks::{after_final, announce};
+use crate::api::lifecycle::{after_final, announce};
 use crate::app::Ctx;
 use crate::auth::UserCaller;
 use crate::db::sessions::{self, Session};

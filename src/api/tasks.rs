@@ -1,22 +1,23 @@
 //! The task queue (SPEC §7.1, §7.3): create (with idempotency keys, batches and the per-day
 //! quota), read, cancel, retry; the daemon side (claim, progress, result) lives in
-//! `api::daemon`, and lease give-back here.
+//! `api::daemon`, the consequences of state changes in `api::lifecycle`, the wire shapes in
+//! `api::task_json`.
 //!
 //! Every id is looked up inside the caller's own data (`user_id = ?`, and for a device caller
 //! its own device): another user's task is 404 exactly like a missing one. Changes that must
 //! happen together run in one writer job; claimable-work hints are marked inside that job and
 //! parked long-polls are woken after it has committed.
 
-use crate::app::{App, Ctx};
+use crate::api::lifecycle::{after_final, announce, capacity_freed};
+use crate::app::Ctx;
 use crate::auth::UserCaller;
-use crate::db::messages::{self, NewMessage};
 use crate::db::tasks::{self, Filter, NewTask, Task};
 use crate::db::{devices, sessions, users};
 use crate::error::{ApiError, ApiResult};
 use crate::time;
 use rusqlite::Connection;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Longest command accepted, in bytes.
 const MAX_COMMAND: usize = 64 * 1024;
@@ -186,24 +187,6 @@ fn check_daily_quota(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// A running slot of this user was freed (a result, a give-back, a cancel acknowledged): polls
-/// that waited at a concurrency limit may claim now.
-pub fn capacity_freed(app: &App, user_id: i64) {
-    if app.hints.user_maybe(user_id) {
-        app.park.wake_user(user_id);
-    }
-}
-
-/// Marks claimable work and wakes the parked polls that may claim it (after commit).
-pub fn announce(app: &App, targets: &[(Option<i64>, i64)]) {
-    for (device, user) in targets {
-        match device {
-            Some(d) => app.park.wake_device(*d),
-            None => app.park.wake_user(*user),
-        }
-    }
-}
-
 /// Creates a task. With an `Idempotency-Key`, a repeat from the same user returns the first
 /// task (`replayed = true`). Errors: 422, 404 (device/session), 403 `QUOTA_EXCEEDED`.
 pub fn create(
@@ -344,63 +327,6 @@ pub fn list(
     }
     Ok(tasks::list(cx.db, user_id, &f)?)
 }
-/// Cancels the tasks queued behind `id` in a sequential batch, saying why.
-fn cancel_successors(c: &Connection, id: &str, why: &str) -> ApiResult<()> {
-    let mut cur = id.to_string();
-    while let Some(next) = tasks::successor(c, &cur)? {
-        tasks::cancel_unheld(c, &next, why)?;
-        cur = next;
-    }
-    Ok(())
-}
-
-/// What follows a task reaching a final state, inside the same writer job: a notification,
-/// and in a sequential batch the release (after success) or cancellation (otherwise) of what is
-/// queued behind it. Returns the released task's claim target, if any.
-pub fn after_final(
-    c: &Connection,
-    t: &Task,
-    hints: &crate::hints::Hints,
-) -> ApiResult<Option<(Option<i64>, i64)>> {
-    let (kind, verb) = match t.status.as_str() {
-        "completed" => ("task_completed", "completed"),
-        "failed" => ("task_failed", "failed"),
-        "timeout" => ("task_failed", "timed out"),
-        _ => ("task_cancelled", "was cancelled"),
-    };
-    if t.status != "cancelled" {
-        let short: String = t.command.chars().take(80).collect();
-        messages::insert(
-            c,
-            &NewMessage {
-                user_id: t.user_id,
-                task_id: Some(&t.id),
-                device_id: t.claimed_by.or(t.device_id),
-                kind,
-                title: format!("Task {verb}: {short}"),
-                content: t.error_message.clone(),
-                data: json!({"task_id": t.id, "status": t.status, "exit_code": t.exit_code}),
-            },
-        )?;
-    }
-    if t.status == "completed" {
-        if let Some(next) = tasks::successor(c, &t.id)?
-            && tasks::release(c, &next)?
-            && let Some(n) = tasks::get_internal(c, &next)?
-        {
-            hints.mark(n.device_id, n.user_id);
-            return Ok(Some((n.device_id, n.user_id)));
-        }
-    } else {
-        cancel_successors(
-            c,
-            &t.id,
-            &format!("Cancelled: an earlier task in the batch {verb}"),
-        )?;
-    }
-    Ok(None)
-}
-
 /// Is the task this device's: targeted at it, or held (or last held) by it?
 pub fn is_for_device(t: &Task, device_id: i64) -> bool {
     t.device_id == Some(device_id) || t.claimed_by == Some(device_id)
@@ -495,160 +421,4 @@ pub fn retry(cx: &Ctx, who: &Creator, id: &str) -> ApiResult<Task> {
     })?;
     announce(cx.app, &[target]);
     get(cx, uid, &id)
-}
-
-/// Gives held attempts back (lease expired, daemon went offline, a heartbeat no longer lists
-/// them): `pending` again while retries remain, else `timeout` (SPEC §7.1 leases).
-pub fn give_back(app: &App, ids: Vec<String>, reason: &'static str) -> ApiResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let hints = app.hints.clone();
-    let targets = app.db.write(move |c| {
-        let mut targets = Vec::new();
-        let mut owners = Vec::new();
-        for id in ids {
-            let Some(status) = tasks::give_back(c, &id, reason)? else {
-                continue;
-            };
-            let Some(t) = tasks::get_internal(c, &id)? else {
-                continue;
-            };
-            owners.push(t.user_id);
-            match status.as_str() {
-                "pending" => {
-                    hints.mark(t.device_id, t.user_id);
-                    targets.push((t.device_id, t.user_id));
-                }
-                "timeout" => targets.extend(after_final(c, &t, &hints)?),
-                _ => {}
-            }
-        }
-        Ok((targets, owners))
-    })?;
-    let (targets, owners) = targets;
-    announce(app, &targets);
-    for u in owners {
-        capacity_freed(app, u);
-    }
-    Ok(())
-}
-
-/// Parses a stored JSON column back into a value.
-fn json_col(s: &Option<String>) -> Value {
-    s.as_deref()
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or(Value::Null)
-}
-
-/// The canonical JSON of a task (`/v1`; the other families pick from it).
-pub fn task_json(t: &Task) -> Value {
-    json!({
-        "id": t.id,
-        "device_id": t.device_uuid,
-        "session_id": t.session_id,
-        "batch_id": t.batch_id,
-        "depends_on": t.depends_on,
-        "parent_task_id": t.parent_task_id,
-        "type": t.kind,
-        "command": t.command,
-        "args": json_col(&t.args),
-        "cwd": t.cwd,
-        "env": json_col(&t.env),
-        "status": t.status,
-        "priority": t.priority,
-        "timeout": t.timeout_ms,
-        "max_retries": t.max_retries,
-        "retry_count": t.retry_count,
-        "attempt": t.attempt,
-        "progress": t.progress,
-        "exit_code": t.exit_code,
-        "stdout": t.stdout,
-        "stderr": t.stderr,
-        "error_message": t.error_message,
-        "source": t.source,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "started_at": t.started_at,
-        "completed_at": t.completed_at,
-        "lease_expires_at": t.lease_expires_at,
-        "cancel_requested_at": t.cancel_requested_at,
-    })
-}
-
-/// A claimed task as a daemon receives it (Full's pending-task shape; Lite and Control pick).
-pub fn claimed_json(t: &Task) -> Value {
-    let mut args = match json_col(&t.args) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    args.insert("cwd".into(), json!(t.cwd));
-    args.insert("env".into(), json_col(&t.env));
-    args.insert("timeout".into(), json!(t.timeout_ms));
-    json!({
-        "id": t.id,
-        "type": t.kind,
-        "command": t.command,
-        "args": args,
-        "cwd": t.cwd,
-        "env": json_col(&t.env),
-        "timeout": t.timeout_ms,
-        "priority": t.priority,
-        "max_retries": t.max_retries,
-        "attempt": t.attempt,
-        "created_at": t.created_at,
-        "lease_expires_at": t.lease_expires_at,
-    })
-}
-
-/// Caps one output stream at `cap` bytes: the first 64 KiB, a `…[N bytes truncated]…` marker,
-/// and the last part (SPEC §7.1 output). Cuts only at character boundaries.
-pub fn cap_output(s: &str, cap: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= cap {
-        return s.into();
-    }
-    let floor = |mut i: usize| {
-        while !s.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    };
-    let ceil = |mut i: usize| {
-        while !s.is_char_boundary(i) {
-            i += 1;
-        }
-        i
-    };
-    const MARKER_ROOM: usize = 48;
-    let head = floor((64 * 1024).min(cap / 2));
-    let tail_start = ceil(s.len() - (cap - head - MARKER_ROOM));
-    let dropped = tail_start - head;
-    format!(
-        "{}\n…[{dropped} bytes truncated]…\n{}",
-        &s[..head],
-        &s[tail_start..]
-    )
-    .into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cap_output;
-
-    #[test]
-    fn output_cap_keeps_head_and_tail() {
-        let s = format!(
-            "{}{}{}",
-            "a".repeat(70_000),
-            "é".repeat(100_000),
-            "z".repeat(70_000)
-        );
-        let cap = 128 * 1024;
-        let out = cap_output(&s, cap);
-        assert!(out.len() <= cap, "{}", out.len());
-        assert!(out.starts_with(&"a".repeat(65_536)));
-        assert!(out.ends_with(&"z".repeat(60_000)));
-        assert!(out.contains("bytes truncated]"));
-        assert_eq!(cap_output("short", cap), "short");
-    }
 }

@@ -7,7 +7,8 @@
 use super::{Family, Outcome, not_found_route, poll, poll_limit, poll_wait};
 use crate::api::daemon::{self, Beat, ResultRequest};
 use crate::api::devices::fact;
-use crate::api::tasks::{self, CreateTaskRequest, Creator, task_json};
+use crate::api::task_json::task_json;
+use crate::api::tasks::{self, CreateTaskRequest, Creator};
 use crate::api::{auth as accounts, health};
 use crate::app::Ctx;
 use crate::auth::{Caller, DeviceCaller, require_device, resolve, resolve_token};

@@ -133,7 +133,7 @@ pub fn get_session(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let s = sessions::get(cx, u, sessions::parse_id(id)?)?;
     let tasks: Vec<Value> = sessions::tasks_of(cx, u, s.id)?
         .iter()
-        .map(crate::api::tasks::task_json)
+        .map(crate::api::task_json::task_json)
         .collect();
     Ok(json!({"session": accounts::session_json(&s), "tasks": tasks}))
 }

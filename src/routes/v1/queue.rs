@@ -5,7 +5,8 @@
 use super::F;
 use crate::api::daemon::{self, Beat, Reported, ResultRequest};
 use crate::api::devices::{self, config_json, device_json, fact};
-use crate::api::tasks::{self, CreateTaskRequest, Creator, claimed_json, task_json};
+use crate::api::task_json::{claimed_json, task_json};
+use crate::api::tasks::{self, CreateTaskRequest, Creator};
 use crate::app::Ctx;
 use crate::auth::{DeviceCaller, UserCaller, require_device, require_user};
 use crate::db::devices::Facts;
