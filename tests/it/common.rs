@@ -47,6 +47,49 @@ fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(config)
 }
 
+/// Sends one request with `agent` and reads the whole answer; panics on a transport error and
+/// checks every response for leaked internals. `body` is `(content type, bytes)`; an empty
+/// content type sends none.
+pub fn send(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Resp {
+    let mut b = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let sent = match body {
+        Some((ct, bytes)) => {
+            if !ct.is_empty() {
+                b = b.header("Content-Type", ct);
+            }
+            agent.run(b.body(bytes).expect("a valid request"))
+        }
+        None => agent.run(b.body(()).expect("a valid request")),
+    };
+    let mut r = sent.unwrap_or_else(|e| panic!("{method} {path}: transport error: {e}"));
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let text = r.body_mut().read_to_string().expect("a readable body");
+    let resp = Resp {
+        status: r.status().as_u16(),
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    };
+    assert_no_leaks(&format!("{method} {path}"), &resp);
+    resp
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -219,36 +262,7 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Option<(&str, Vec<u8>)>,
     ) -> Resp {
-        let mut b = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let sent = match body {
-            Some((ct, bytes)) => {
-                if !ct.is_empty() {
-                    b = b.header("Content-Type", ct);
-                }
-                self.agent.run(b.body(bytes).expect("a valid request"))
-            }
-            None => self.agent.run(b.body(()).expect("a valid request")),
-        };
-        let mut r = sent.unwrap_or_else(|e| panic!("{method} {path}: transport error: {e}"));
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let text = r.body_mut().read_to_string().expect("a readable body");
-        let resp = Resp {
-            status: r.status().as_u16(),
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        };
-        assert_no_leaks(&format!("{method} {path}"), &resp);
-        resp
+        send(&self.agent, &self.base, method, path, headers, body)
     }
 
     fn auth_headers(token: Option<&str>) -> Vec<(&'static str, String)> {

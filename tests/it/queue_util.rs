@@ -3,7 +3,7 @@
 //! forms of the calls every queue story makes (create a device, queue a task, heartbeat, poll,
 //! report, read a task), each asserting the envelope of a success so a story reads as steps.
 
-use crate::common::{Resp, TestServer, assert_no_leaks, assert_v1_ok};
+use crate::common::{Resp, TestServer, assert_v1_ok, send};
 use serde_json::{Value, json};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -35,35 +35,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Resp {
-        let mut b = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let sent = match body {
-            Some(v) => {
-                b = b.header("Content-Type", "application/json");
-                self.agent
-                    .run(b.body(v.to_string().into_bytes()).expect("a valid request"))
-            }
-            None => self.agent.run(b.body(()).expect("a valid request")),
-        };
-        let mut r = sent.unwrap_or_else(|e| panic!("{method} {path}: transport error: {e}"));
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let text = r.body_mut().read_to_string().expect("a readable body");
-        let resp = Resp {
-            status: r.status().as_u16(),
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        };
-        assert_no_leaks(&format!("{method} {path}"), &resp);
-        resp
+        let body = body.map(|v| ("application/json", v.to_string().into_bytes()));
+        send(&self.agent, &self.base, method, path, headers, body)
     }
 
     /// A request with `Authorization: Bearer token`.
