@@ -1,0 +1,290 @@
+//! The load generator process (pinned to core 1 by the bench's re-exec): sets up the users and
+//! devices, runs the selected phases in order (hot, ceiling, login, fleet, idle), reads the
+//! server's `/proc` entries around each, checks that it was not itself the bottleneck, and
+//! prints every figure as one JSON object on stdout for the bench's main process to render.
+//! Progress goes to stderr.
+
+use crate::client;
+use crate::fleet;
+use crate::phases::{self, Loop};
+use crate::procfs;
+use crate::setup::{self, PASSWORD};
+use crate::stats::r1;
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Above this share of its core, the generator (not the server) may have set the pace.
+pub const CLIENT_BOUND_PCT: f64 = 90.0;
+/// Above this, the generator's core had no idle time left, whoever used it.
+pub const CORE_SATURATED_PCT: f64 = 95.0;
+/// More than this share of the server's core used by other processes makes a window noisy.
+pub const NOISE_PCT: f64 = 10.0;
+/// Runs of a phase before an invalid one is reported as such.
+pub const ATTEMPTS: u32 = 3;
+
+pub struct Args {
+    pub server: SocketAddr,
+    pub server_pid: String,
+    pub ceiling: Option<(SocketAddr, String)>,
+    pub phases: Vec<String>,
+    pub quick: bool,
+}
+
+/// Seconds: `full` normally, `quick` with `--quick`.
+fn secs(a: &Args, full: f64, quick: f64) -> Duration {
+    Duration::from_secs_f64(if a.quick { quick } else { full })
+}
+
+pub fn run(a: &Args) -> Result<Value, String> {
+    let tck = procfs::clk_tck();
+    let pid = a.server_pid.as_str();
+    let want = |p: &str| a.phases.iter().any(|x| x == p);
+    let mut out = Map::new();
+    let (mut invalid, mut failures) = (Vec::<String>::new(), Vec::<String>::new());
+    let mut peaks = Map::new();
+    // Peak RSS of the server during what just ran; then restart the peak for the next phase.
+    let mut peak = |name: &str| {
+        let m = procfs::mem(pid).unwrap_or_default();
+        peaks.insert(name.into(), json!(m.hwm_kb));
+        procfs::reset_peak(pid)
+    };
+
+    setup::wait_healthy(a.server, Duration::from_secs(30))?;
+    eprintln!("fleet bench: setup: registering 10 users, creating 1,000 devices ...");
+    let s = setup::run(a.server, 10, 100)?;
+    let peak_resettable = peak("setup");
+    eprintln!("fleet bench: setup took {:.1} s", s.seconds);
+    out.insert(
+        "setup".into(),
+        json!({"users": s.users.len(), "devices": s.devices.len(), "seconds": r1(s.seconds), "daemon_routes_missing": s.missing}),
+    );
+    // Without devices (daemon routes missing), every request is `GET /health`.
+    let health = client::get("/health", None);
+    let names = if s.devices.is_empty() {
+        ["health", "health2"]
+    } else {
+        ["heartbeat", "poll"]
+    };
+    let pairs: Vec<[Vec<u8>; 2]> = if s.devices.is_empty() {
+        vec![[health.clone(), health.clone()]]
+    } else {
+        s.devices
+            .iter()
+            .map(|d| [d.heartbeat.clone(), d.poll.clone()])
+            .collect()
+    };
+    let polls: Vec<Vec<u8>> = if s.devices.is_empty() {
+        vec![health]
+    } else {
+        s.devices.iter().map(|d| d.poll.clone()).collect()
+    };
+    let l = Loop {
+        names,
+        reqs: Arc::new(pairs),
+    };
+    let (warm, dur) = (secs(a, 1.0, 0.5), secs(a, 10.0, 3.0));
+    if want("hot") {
+        eprintln!(
+            "fleet bench: hot: 64 connections, {} s ...",
+            dur.as_secs_f64()
+        );
+        let mut v = measured("hot", &[""], &mut invalid, || {
+            phases::closed_loop(a.server, pid, &l, 64, warm, dur, tck)
+        });
+        v["endpoints"] = json!(names);
+        out.insert("hot".into(), v);
+        peak("hot");
+    }
+    if want("ceiling")
+        && let Some((addr, cpid)) = &a.ceiling
+    {
+        eprintln!(
+            "fleet bench: ceiling: the same load against a constant-answer tiny_http server ..."
+        );
+        setup::wait_healthy(*addr, Duration::from_secs(10))?;
+        let mut v = measured("ceiling", &[""], &mut invalid, || {
+            phases::closed_loop(*addr, cpid, &l, 64, warm, dur, tck)
+        });
+        v["endpoints"] = json!(names);
+        if let Some(hot) = out.get("hot")
+            && let (Some(x), Some(y)) = (hot["req_per_s"].as_f64(), v["req_per_s"].as_f64())
+            && y > 0.0
+        {
+            v["ratio"] = json!((x / y * 100.0).round() / 100.0);
+        }
+        v["server_peak_rss_kb"] = json!(procfs::mem(cpid).unwrap_or_default().hwm_kb);
+        out.insert("ceiling".into(), v);
+    }
+    if want("login") {
+        let (alone, burst) = (secs(a, 5.0, 2.0), secs(a, 5.0, 2.0));
+        eprintln!(
+            "fleet bench: login: 200 polls/s alone {} s, then with a login burst {} s ...",
+            alone.as_secs_f64(),
+            burst.as_secs_f64()
+        );
+        let logins: Vec<Vec<u8>> = s
+            .users
+            .iter()
+            .map(|u| {
+                client::post(
+                    "/v1/auth/login",
+                    None,
+                    &json!({"email": u.email, "password": PASSWORD}).to_string(),
+                )
+            })
+            .collect();
+        let p = phases::LoginParams {
+            polls: Arc::new(polls),
+            logins: Arc::new(logins),
+            rate: 200.0,
+            alone,
+            burst,
+        };
+        let v = measured("login", &["cpu_alone", "cpu_burst"], &mut invalid, || {
+            phases::login(a.server, pid, &p, tck)
+        });
+        out.insert("login".into(), v);
+        peak("login");
+    }
+    if want("fleet") {
+        if s.devices.is_empty() {
+            out.insert(
+                "fleet".into(),
+                json!({"skipped": "the daemon routes are missing"}),
+            );
+        } else {
+            let p = fleet::Params {
+                warmup: Duration::from_secs(3),
+                window: secs(a, 20.0, 6.0),
+                tasks_per_s: 20.0,
+                heartbeat_every: Duration::from_secs(2),
+                wait_s: 30,
+            };
+            eprintln!(
+                "fleet bench: fleet: 1,000 daemons (2,000 connections), {} s window ...",
+                p.window.as_secs_f64()
+            );
+            let v = measured("fleet", &[""], &mut invalid, || {
+                let v = fleet::run(a.server, pid, &s, &p, tck);
+                if v["tasks_claimed_twice"].as_u64() != Some(0)
+                    || v["tasks_claimed_by_wrong_device"].as_u64() != Some(0)
+                {
+                    failures
+                        .push("fleet: a task was handed out twice or to the wrong device".into());
+                }
+                v
+            });
+            out.insert("fleet".into(), v);
+            peak("fleet");
+            // Let the server's connection threads end before the next phase.
+            let t = Instant::now();
+            while procfs::mem(pid).is_some_and(|m| m.threads > 64)
+                && t.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    if want("idle") {
+        eprintln!("fleet bench: idle: 5,000 keep-alive connections ...");
+        let v = phases::idle(a.server, pid, 5000, secs(a, 2.0, 1.0));
+        out.insert("idle".into(), v);
+        peak("idle");
+    }
+    let m = procfs::mem(pid).unwrap_or_default();
+    let overall = peaks
+        .values()
+        .filter_map(Value::as_u64)
+        .max()
+        .unwrap_or(m.hwm_kb);
+    let before_idle = peaks
+        .iter()
+        .filter(|(k, _)| *k != "idle")
+        .filter_map(|(_, v)| v.as_u64())
+        .max();
+    out.insert(
+        "server".into(),
+        json!({
+            "pid": a.server_pid,
+            "cpu_seconds": r1(procfs::cpu_ticks(pid).unwrap_or(0) as f64 / tck),
+            "rss_kb_end": m.rss_kb,
+            "threads_end": m.threads,
+            "peak_rss_kb": overall,
+            "peak_rss_kb_before_idle": before_idle,
+            "peak_rss_kb_by_phase": peaks,
+            "peak_rss_per_phase": peak_resettable,
+        }),
+    );
+    out.insert(
+        "generator_cpu_seconds".into(),
+        json!(r1(procfs::cpu_ticks("self").unwrap_or(0) as f64 / tck)),
+    );
+    out.insert("clk_tck".into(), json!(tck));
+    out.insert("valid".into(), json!(invalid.is_empty()));
+    out.insert("invalid_reasons".into(), json!(invalid));
+    out.insert("failures".into(), json!(failures));
+    Ok(Value::Object(out))
+}
+
+/// Runs a phase up to `ATTEMPTS` times: while its windows are invalid (`judge`: mostly other
+/// processes sharing the cores on a busy machine), waits for quiet cores and runs it again.
+/// Keeps the last run, with `attempts` and the reasons the earlier ones were discarded; the
+/// last run's reasons go to `invalid`. `windows` are the keys of the measured windows in the
+/// phase's figures (`""`: the figures themselves).
+fn measured(
+    phase: &str,
+    windows: &[&str],
+    invalid: &mut Vec<String>,
+    mut run: impl FnMut() -> Value,
+) -> Value {
+    let mut earlier = Vec::new();
+    let mut attempt = 1;
+    loop {
+        let mut v = run();
+        let mut reasons = Vec::new();
+        for k in windows {
+            let (w, label) = if k.is_empty() {
+                (&v, phase.to_string())
+            } else {
+                (&v[*k], format!("{phase} ({})", k.replace('_', " ")))
+            };
+            judge(&label, w, &mut reasons);
+        }
+        if reasons.is_empty() || attempt == ATTEMPTS {
+            v["attempts"] = json!(attempt);
+            v["discarded_attempts"] = json!(earlier);
+            invalid.extend(reasons);
+            return v;
+        }
+        eprintln!("fleet bench: {phase} again: {}", reasons.join("; "));
+        earlier.extend(reasons);
+        procfs::wait_quiet(Duration::from_secs(60));
+        attempt += 1;
+    }
+}
+
+/// Marks a measured window invalid when the generator may have set the pace (it used more than
+/// 90 % of its core, or its core had no idle time left) or when other processes took more than
+/// 10 % of the server's core. `w` holds `server_cpu_pct`, `generator_cpu_pct`, `core0_busy_pct`
+/// and `core1_busy_pct`.
+fn judge(label: &str, w: &Value, invalid: &mut Vec<String>) {
+    let get = |k: &str| w[k].as_f64().unwrap_or(0.0);
+    let (g, core1) = (get("generator_cpu_pct"), get("core1_busy_pct"));
+    if g > CLIENT_BOUND_PCT {
+        invalid.push(format!(
+            "client-bound: {label}: the load generator used {g:.0} % of its core (> {CLIENT_BOUND_PCT:.0} %)"
+        ));
+    } else if core1 > CORE_SATURATED_PCT {
+        invalid.push(format!(
+            "client-bound: {label}: the load generator's core was {core1:.0} % busy (the generator itself {g:.0} %); other processes took the CPU it needed"
+        ));
+    }
+    let other = get("core0_busy_pct") - get("server_cpu_pct");
+    if other > NOISE_PCT {
+        invalid.push(format!(
+            "noisy: {label}: other processes used {other:.0} % of the server's core"
+        ));
+    }
+}

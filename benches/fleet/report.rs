@@ -1,0 +1,427 @@
+//! Renders the run: one human table (phase, figure, value, SPEC §10 target, verdict), the
+//! reasons a run is invalid or failed, then exactly one `BENCH_JSON {…}` line with every figure.
+//! Verdicts: `ok`/`MISS` against a target, `FAIL` for a correctness violation.
+
+use serde_json::Value;
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// `12,345`
+fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+fn ms(us: &Value) -> String {
+    f(us).map_or("-".into(), |u| format!("{:.2}", u / 1000.0))
+}
+
+fn mb(kb: &Value) -> String {
+    f(kb).map_or("-".into(), |k| format!("{:.1} MB", k / 1024.0))
+}
+
+fn verdict(pass: Option<bool>) -> &'static str {
+    match pass {
+        Some(true) => "ok",
+        Some(false) => "MISS",
+        None => "",
+    }
+}
+
+struct Table(Vec<[String; 5]>);
+
+impl Table {
+    fn row(&mut self, phase: &str, what: &str, value: String, target: &str, verdict: &str) {
+        self.0.push([
+            phase.into(),
+            what.into(),
+            value,
+            target.into(),
+            verdict.into(),
+        ]);
+    }
+
+    fn print(&self) {
+        let head = ["phase", "figure", "value", "target (SPEC §10)", ""];
+        let mut w = head.map(|h| h.chars().count());
+        for r in &self.0 {
+            for (i, c) in r.iter().enumerate() {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        let line = |r: &[String; 5]| {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+                .collect();
+            println!("{}", cells.join("  ").trim_end());
+        };
+        line(&head.map(String::from));
+        println!("{}", "-".repeat(w.iter().sum::<usize>() + 8));
+        for r in &self.0 {
+            line(r);
+        }
+    }
+}
+
+/// One endpoint's `p50 / p99 ms (n)`.
+fn lat(e: &Value) -> String {
+    format!(
+        "{} / {} ms  (n={})",
+        ms(&e["p50_us"]),
+        ms(&e["p99_us"]),
+        thousands(f(&e["count"]).unwrap_or(0.0))
+    )
+}
+
+/// Non-2xx and failed requests of an endpoint, when there are any.
+fn bad(e: &Value) -> Option<String> {
+    let n = |k: &str| e[k].as_u64().unwrap_or(0);
+    let (c4, c5, err) = (n("4xx"), n("5xx"), n("errors"));
+    (c4 + c5 + err > 0).then(|| format!("4xx {c4}, 5xx {c5}, no answer {err}"))
+}
+
+pub fn print(v: &Value) {
+    let mut t = Table(Vec::new());
+    let g = &v["git"];
+    let modified = if g["src_modified"].as_bool() == Some(true) {
+        " + uncommitted changes"
+    } else {
+        ""
+    };
+    t.row(
+        "build",
+        "commit",
+        format!("{}{modified}", g["commit"].as_str().unwrap_or("?")),
+        "",
+        "",
+    );
+    let bytes = f(&v["binary"]["bytes"]).unwrap_or(0.0);
+    t.row(
+        "binary",
+        "release binary size",
+        format!("{:.2} MB", bytes / 1e6),
+        "≤ 8 MB",
+        verdict(Some(bytes <= 8e6)),
+    );
+    let s = &v["setup"];
+    if !s.is_null() {
+        let mut what = format!("{} users, {} devices", s["users"], s["devices"]);
+        if let Some(m) = s["daemon_routes_missing"].as_str() {
+            what = format!("{what} ({m}: polls are GET /health)");
+        }
+        t.row("setup", &what, format!("{} s", s["seconds"]), "", "");
+    }
+    let h = &v["hot"];
+    let hot_rps = f(&h["req_per_s"]);
+    if !h.is_null() {
+        let names: Vec<&str> = h["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        t.row(
+            "hot",
+            &format!("{} conns, closed loop", h["connections"]),
+            format!("{} req/s", thousands(hot_rps.unwrap_or(0.0))),
+            "≥ 15,000 req/s",
+            verdict(hot_rps.map(|x| x >= 15000.0)),
+        );
+        for n in &names {
+            t.row("hot", &format!("{n} p50 / p99"), lat(&h[*n]), "", "");
+            if let Some(b) = bad(&h[*n]) {
+                t.row("hot", &format!("{n} failures"), b, "none", "MISS");
+            }
+        }
+        cpu_rows(&mut t, "hot", h);
+    }
+    let c = &v["ceiling"];
+    if !c.is_null() {
+        t.row(
+            "ceiling",
+            "tiny_http constant, same load",
+            format!("{} req/s", thousands(f(&c["req_per_s"]).unwrap_or(0.0))),
+            "",
+            "",
+        );
+        if let Some(n) = c["endpoints"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+        {
+            t.row(
+                "ceiling",
+                &format!("{n}-shaped request p50 / p99"),
+                lat(&c[n]),
+                "",
+                "",
+            );
+        }
+        cpu_rows(&mut t, "ceiling", c);
+        let r = f(&c["ratio"]);
+        t.row(
+            "ceiling",
+            "ccjk / ceiling",
+            r.map_or("-".into(), |r| format!("{r:.2}")),
+            "≥ 0.50",
+            verdict(r.map(|r| r >= 0.5)),
+        );
+    }
+    let l = &v["login"];
+    if !l.is_null() {
+        let ratio = f(&l["poll_p99_ratio"]);
+        t.row(
+            "login",
+            "poll p99 alone → during burst",
+            format!(
+                "{} → {} ms ({}×)",
+                ms(&l["poll_alone"]["p99_us"]),
+                ms(&l["poll_during"]["p99_us"]),
+                ratio.map_or("-".into(), |r| format!("{r:.2}"))
+            ),
+            "≤ 2×",
+            verdict(ratio.map(|r| r <= 2.0)),
+        );
+        let lps = f(&l["logins_per_s"]);
+        t.row(
+            "login",
+            "logins/s (8 conns)",
+            format!("{:.1}", lps.unwrap_or(0.0)),
+            "≥ 18",
+            verdict(lps.map(|x| x >= 18.0)),
+        );
+        t.row("login", "login p50 / p99", lat(&l["login"]), "", "");
+        if let Some(b) = bad(&l["login"]) {
+            t.row("login", "login failures", b, "", "");
+        }
+        t.row(
+            "login",
+            "server CPU alone / burst",
+            format!(
+                "{} % / {} %",
+                l["server_cpu_pct_alone"], l["server_cpu_pct_burst"]
+            ),
+            "",
+            "",
+        );
+    }
+    let fl = &v["fleet"];
+    if let Some(why) = fl["skipped"].as_str() {
+        t.row("fleet", "skipped", why.into(), "", "");
+    } else if !fl.is_null() {
+        let cpu = f(&fl["server_cpu_pct"]);
+        t.row(
+            "fleet",
+            &format!("{} daemons, server CPU", fl["daemons"]),
+            format!("{} %", fl["server_cpu_pct"]),
+            "≤ 10 %",
+            verdict(cpu.map(|c| c <= 10.0)),
+        );
+        let p99 = f(&fl["dispatch"]["p99_us"]);
+        t.row(
+            "fleet",
+            "dispatch p50 / p99 (sent → claimed)",
+            lat(&fl["dispatch"]),
+            "p99 ≤ 20 ms",
+            verdict(p99.map(|p| p <= 20000.0)),
+        );
+        t.row(
+            "fleet",
+            "tasks created / claimed / completed",
+            format!(
+                "{} / {} / {}",
+                fl["tasks_created"], fl["tasks_claimed"], fl["tasks_completed"]
+            ),
+            "all",
+            verdict(Some(
+                fl["tasks_unclaimed"].as_u64() == Some(0)
+                    && fl["tasks_claimed"] == fl["tasks_completed"],
+            )),
+        );
+        let twice = fl["tasks_claimed_twice"].as_u64().unwrap_or(0)
+            + fl["tasks_claimed_by_wrong_device"].as_u64().unwrap_or(0);
+        t.row(
+            "fleet",
+            "claimed twice / by wrong device",
+            format!(
+                "{} / {}",
+                fl["tasks_claimed_twice"], fl["tasks_claimed_by_wrong_device"]
+            ),
+            "0",
+            if twice == 0 { "ok" } else { "FAIL" },
+        );
+        t.row("fleet", "task create p50 / p99", lat(&fl["create"]), "", "");
+        t.row(
+            "fleet",
+            &format!("heartbeats ({}/s) p50 / p99", fl["heartbeats_per_s"]),
+            lat(&fl["heartbeat"]),
+            "",
+            "",
+        );
+        for k in ["create", "heartbeat", "poll", "result"] {
+            if let Some(b) = bad(&fl[k]) {
+                t.row("fleet", &format!("{k} failures"), b, "none", "MISS");
+            }
+        }
+        t.row(
+            "fleet",
+            "generator CPU",
+            format!("{} %", fl["generator_cpu_pct"]),
+            "",
+            "",
+        );
+    }
+    let i = &v["idle"];
+    if !i.is_null() {
+        let rss = f(&i["server_rss_kb"]);
+        t.row(
+            "idle",
+            &format!("{} conns: server RSS / threads", i["connections"]),
+            format!("{} / {}", mb(&i["server_rss_kb"]), i["server_threads"]),
+            "≤ 120 MB",
+            verdict(rss.map(|r| r <= 120.0 * 1024.0)),
+        );
+        let un = i["unserved"].as_u64().unwrap_or(0);
+        t.row(
+            "idle",
+            "unserved after 3 s (tiny_http pool race) / at end",
+            format!("{} / {}", i["unserved_after_3s"], i["unserved"]),
+            "0",
+            verdict(Some(un == 0)),
+        );
+    }
+    for phase in ["hot", "ceiling", "login", "fleet"] {
+        if let Some(n) = v[phase]["attempts"].as_u64().filter(|&n| n > 1) {
+            let what = "runs (earlier ones invalid, see discarded_attempts)";
+            t.row(phase, what, n.to_string(), "", "");
+        }
+        if let Some(n) = v[phase]["unserved_connections"].as_u64().filter(|&n| n > 0) {
+            let what = "new conns unserved for 2 s, replaced (tiny_http pool race)";
+            t.row(phase, what, n.to_string(), "0", "");
+        }
+    }
+    let sv = &v["server"];
+    let by_phase = &sv["peak_rss_kb_by_phase"];
+    if let Some(p) = by_phase["hot"].as_u64() {
+        let what = if sv["peak_rss_per_phase"].as_bool() == Some(true) {
+            "peak RSS during hot (VmHWM reset after setup)"
+        } else {
+            "peak RSS up to the end of hot"
+        };
+        t.row(
+            "server",
+            what,
+            mb(&Value::from(p)),
+            "≤ 30 MB",
+            verdict(Some(p as f64 <= 30.0 * 1024.0)),
+        );
+    }
+    t.row(
+        "server",
+        "peak RSS during setup (registrations)",
+        mb(&by_phase["setup"]),
+        "",
+        "",
+    );
+    t.row(
+        "server",
+        "peak RSS before idle / overall",
+        format!(
+            "{} / {}",
+            mb(&sv["peak_rss_kb_before_idle"]),
+            mb(&sv["peak_rss_kb"])
+        ),
+        "",
+        "",
+    );
+    t.row(
+        "server",
+        "CPU seconds, whole run",
+        format!("{} s", sv["cpu_seconds"]),
+        "",
+        "",
+    );
+    t.row(
+        "server",
+        "SIGTERM → exit",
+        format!(
+            "{} ms, {}",
+            sv["shutdown_ms"],
+            sv["exit_after_sigterm"].as_str().unwrap_or("did not exit")
+        ),
+        "",
+        "",
+    );
+    t.row(
+        "server",
+        "log lines at RUST_LOG=warn",
+        format!("{}", sv["log_lines"]),
+        "",
+        "",
+    );
+    // Rows added out of order (such as the unserved connections) go to their phase.
+    let order = [
+        "build", "binary", "setup", "hot", "ceiling", "login", "fleet", "idle", "server",
+    ];
+    t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
+    println!();
+    t.print();
+    for phase in ["hot", "ceiling", "fleet"] {
+        for e in strs(&v[phase]["error_samples"]) {
+            println!("{phase}: a request failed with {e}");
+        }
+    }
+    for l in strs(&sv["log_head"]) {
+        println!("server log: {l}");
+    }
+    for r in strs(&v["failures"]) {
+        println!("FAIL: {r}");
+    }
+    if v["valid"].as_bool() != Some(true) {
+        for r in strs(&v["invalid_reasons"]) {
+            println!("INVALID: {r}");
+        }
+        if strs(&v["invalid_reasons"]).next().is_none() {
+            println!("INVALID: the run did not complete");
+        }
+    }
+    println!("BENCH_JSON {v}");
+}
+
+/// The strings of a JSON array (none if it is not one).
+fn strs(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
+fn cpu_rows(t: &mut Table, phase: &str, v: &Value) {
+    let g = f(&v["generator_cpu_pct"]);
+    t.row(
+        phase,
+        "server CPU / generator CPU",
+        format!("{} % / {} %", v["server_cpu_pct"], v["generator_cpu_pct"]),
+        "generator ≤ 90 %",
+        verdict(g.map(|g| g <= 90.0)),
+    );
+    let e = v["errors"].as_u64().unwrap_or(0) + v["reconnects"].as_u64().unwrap_or(0);
+    if e > 0 {
+        t.row(
+            phase,
+            "errors / reconnects",
+            format!("{} / {}", v["errors"], v["reconnects"]),
+            "0",
+            "MISS",
+        );
+    }
+}
