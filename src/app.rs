@@ -26,6 +26,8 @@ pub struct App {
     pub dummy_hash: String,
     /// Parked long-polls (SPEC §7.1).
     pub park: ParkingLot,
+    /// Recently validated device keys.
+    pub device_keys: crate::keycache::KeyCache,
     /// Heartbeats not yet written (SPEC §10 coalescing).
     pub presence: crate::presence::Presence,
     /// Which devices and users may have claimable work.

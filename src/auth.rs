@@ -196,9 +196,18 @@ fn api_key_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
 }
 
 fn device_caller(cx: &Ctx, token: &str) -> ApiResult<DeviceCaller> {
-    let d = devices::find_by_key(cx.db, &sha256(token))?
-        .ok_or_else(|| ApiError::unauthorized("Invalid device key"))?;
-    // A one-column read: this runs on every daemon request.
+    let hash = sha256(token);
+    let (hit, generation) = cx.app.device_keys.get(&hash);
+    let d = match hit {
+        Some(d) => d,
+        None => {
+            let d = devices::find_by_key(cx.db, &hash)?
+                .ok_or_else(|| ApiError::unauthorized("Invalid device key"))?;
+            cx.app.device_keys.put(hash, d.clone(), generation);
+            d
+        }
+    };
+    // Always read: an admin may disable the account from another process at any time.
     match users::is_active(cx.db, d.user_id)? {
         Some(true) => Ok(d),
         Some(false) => Err(ApiError::unauthorized("Account disabled")),

@@ -32,6 +32,7 @@ pub mod error;
 pub mod hints;
 pub mod http;
 pub mod janitor;
+pub mod keycache;
 pub mod park;
 pub mod password;
 pub mod presence;
@@ -117,6 +118,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         park: Default::default(),
         hints: Default::default(),
         presence: Default::default(),
+        device_keys: Default::default(),
         ticker: Default::default(),
         stopping: AtomicBool::new(false),
     });

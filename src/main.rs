@@ -38,7 +38,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// glibc's malloc keeps freed blocks as large as argon2's 19 MiB buffers in its per-thread
+/// arenas once its dynamic mmap threshold has risen, so every hashing thread would keep ~20 MiB
+/// (and a login burst hundreds of MiB) for good. A fixed threshold makes such blocks mmap'd and
+/// returned at free. Set through the environment, since mallopt needs unsafe code: the binary
+/// re-executes itself once with the tunable added (an admin's own `GLIBC_TUNABLES` setting of
+/// the threshold wins). Measured by the fleet benchmark: peak RSS after registrations 180 MB ->
+/// 27 MB, 5,000 idle connections 439 MB -> 109 MB.
+const MALLOC_TUNABLE: &str = "glibc.malloc.mmap_threshold=131072";
+
+/// Re-executes the binary with `MALLOC_TUNABLE` unless it is already in effect. Returns only if
+/// that is not needed or not possible.
+fn reexec_with_malloc_tunable() {
+    use std::os::unix::process::CommandExt;
+    let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if current.contains("glibc.malloc.mmap_threshold") {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let tunables = if current.is_empty() {
+        MALLOC_TUNABLE.to_string()
+    } else {
+        format!("{current}:{MALLOC_TUNABLE}")
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", tunables)
+        .exec();
+    log::warn!(
+        "could not re-execute with {MALLOC_TUNABLE} ({err}); memory use after logins will be higher"
+    );
+}
+
 fn serve(cfg: Config) -> ExitCode {
+    reexec_with_malloc_tunable();
     ccjk_cloud::install_panic_policy();
     let running = match ccjk_cloud::start(cfg) {
         Ok(r) => r,

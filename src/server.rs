@@ -355,6 +355,14 @@ impl HashPool {
                 thread::Builder::new()
                     .name(format!("ccjk-hash-{i}"))
                     .spawn(move || {
+                        // Lowest priority (nice 19): on a one-core server a login burst must not push
+                        // daemons' polls back by a scheduler slice (SPEC §10: poll p99 during a login
+                        // burst within 2x of its value alone).
+                        if let Err(e) = thread_priority::set_current_thread_priority(
+                            thread_priority::ThreadPriority::Min,
+                        ) {
+                            log::warn!("cannot lower the hashing thread's priority: {e:?}");
+                        }
                         let conn = match app.db.reader() {
                             Ok(c) => c,
                             Err(e) => {

@@ -108,6 +108,7 @@ pub fn rotate_key(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<(Device, Stri
     let (key, material) = device_key_material(&cx.app.sealer);
     let id = d.id;
     cx.write(move |c| Ok(devices::set_key(c, id, &material)?))?;
+    cx.app.device_keys.forget_device(id);
     // A poll parked with the old key answers 401 now rather than at its deadline.
     cx.app.park.wake_device(id);
     Ok((get(cx, user_id, uuid)?, key))
@@ -135,6 +136,7 @@ pub fn delete(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<()> {
         Ok(released)
     })?;
     announce(cx.app, &released);
+    cx.app.device_keys.forget_device(id);
     cx.app.park.wake_device(id);
     Ok(())
 }
