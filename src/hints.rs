@@ -6,6 +6,10 @@
 //! and owner are both unmarked answers without a database write. A false "maybe" only costs a
 //! claim that finds nothing; a missing mark would lose work, so every path that makes a task
 //! pending calls `mark` (create, release, requeue, retry) and start-up seeds from the table.
+//!
+//! It also knows which devices cannot hold a task: a heartbeat that found its device holding
+//! nothing records the device's claim count, and until the next claim for that device (the only
+//! way a lease is taken) heartbeats skip reading what it holds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -18,6 +22,10 @@ struct Marks {
     per_user: HashMap<i64, usize>,
     /// Users with device-less pending tasks.
     users: HashSet<i64>,
+    /// Claims per device since start; a device holds nothing new unless this moved.
+    claims: HashMap<i64, u64>,
+    /// The claim count at which a read found the device holding nothing.
+    seen_empty: HashMap<i64, u64>,
 }
 
 /// Devices and users that may have claimable work.
@@ -56,6 +64,29 @@ impl Hints {
     pub fn user_maybe(&self, user_id: i64) -> bool {
         let g = self.lock();
         g.users.contains(&user_id) || g.per_user.get(&user_id).is_some_and(|n| *n > 0)
+    }
+
+    /// A claim handed this device work (inside the claim's writer job).
+    pub fn claimed(&self, device_id: i64) {
+        *self.lock().claims.entry(device_id).or_default() += 1;
+    }
+
+    /// The device's claim count, to pass to `saw_nothing_held` after reading what it holds.
+    pub fn hold_generation(&self, device_id: i64) -> u64 {
+        self.lock().claims.get(&device_id).copied().unwrap_or(0)
+    }
+
+    /// May the device hold a task? False only after a read found it holding nothing and no
+    /// claim for it happened since (a lease is only ever taken by a claim).
+    pub fn may_hold(&self, device_id: i64) -> bool {
+        let g = self.lock();
+        let now = g.claims.get(&device_id).copied().unwrap_or(0);
+        g.seen_empty.get(&device_id) != Some(&now)
+    }
+
+    /// A read that started at claim count `generation` found the device holding nothing.
+    pub fn saw_nothing_held(&self, device_id: i64, generation: u64) {
+        self.lock().seen_empty.insert(device_id, generation);
     }
 
     /// A claim found nothing claimable left for this device and its owner's device-less queue.

@@ -169,12 +169,16 @@ pub struct Reply {
 
 impl Reply {
     /// A JSON reply.
-    pub fn json(status: u16, v: &serde_json::Value) -> Reply {
+    pub fn json(status: u16, v: &impl serde::Serialize) -> Reply {
+        let mut body = Vec::with_capacity(256);
+        if serde_json::to_writer(&mut body, v).is_err() {
+            body = b"{}".to_vec();
+        }
         Reply {
             status,
             content_type: "application/json",
             headers: Vec::new(),
-            body: serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()),
+            body,
             error_code: None,
         }
     }

@@ -47,6 +47,7 @@ pub fn run_once(app: &App, conn: &rusqlite::Connection) -> ApiResult<()> {
     let silent = devices::silent(conn, &now)?;
     if !silent.is_empty() {
         let n = silent.len();
+        let ids: Vec<i64> = silent.iter().map(|(id, _, _)| *id).collect();
         app.db.write(move |c| {
             for (id, _, _) in silent {
                 if devices::set_status(c, id, "offline")?
@@ -57,6 +58,9 @@ pub fn run_once(app: &App, conn: &rusqlite::Connection) -> ApiResult<()> {
             }
             Ok(())
         })?;
+        for id in ids {
+            app.presence.forget_row(id);
+        }
         log::info!("janitor: {n} device(s) went offline");
     }
     if let Some(ttl) = app.cfg.session_idle_ttl {

@@ -1,6 +1,11 @@
 //! Heartbeats coalesced in memory (SPEC §10: "heartbeats coalesced in memory and written in
 //! batches, status changes written at once").
 //!
+//! The device row a heartbeat needs (status, config, facts) is cached here too for
+//! `ROW_TTL`, forgotten whenever this process changes it otherwise (config, rename, key,
+//! deletion, the janitor's offline marking; a generation counter stops a racing read from
+//! caching a stale row).
+//!
 //! A heartbeat that changes nothing but the time, the system info and the client address only
 //! updates this map; the `ccjk-flush` thread writes every pending entry in one writer job once a
 //! second (and at shutdown), together with the online seconds it accumulated per UTC day. A
@@ -10,7 +15,7 @@
 //! change, a task or a result.
 
 use crate::app::App;
-use crate::db::devices;
+use crate::db::devices::{self, BeatRow};
 use crate::error::ApiResult;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,10 +48,22 @@ impl Pending {
     }
 }
 
+/// How long a cached device row is trusted.
+pub const ROW_TTL: Duration = Duration::from_secs(5);
+
+/// Cached heartbeat rows and the generation of the last `forget_row`.
+#[derive(Default)]
+struct Rows {
+    generation: u64,
+    map: HashMap<i64, (BeatRow, std::time::Instant)>,
+}
+
 /// Pending heartbeats by internal device id.
 #[derive(Default)]
 pub struct Presence {
     map: Mutex<HashMap<i64, Pending>>,
+    rows: Mutex<Rows>,
+    last_seen: Mutex<HashMap<i64, String>>,
 }
 
 impl Presence {
@@ -54,9 +71,22 @@ impl Presence {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The latest unwritten heartbeat time of a device, if any.
+    /// The time of the device's latest heartbeat seen by this process, if any.
     pub fn last(&self, device_id: i64) -> Option<String> {
-        self.lock().get(&device_id).map(|p| p.last.clone())
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&device_id)
+            .cloned()
+    }
+
+    /// Remembers the time of a device's latest heartbeat (kept across flushes, so online time is
+    /// counted from the previous beat, not from a cached row's older time).
+    pub fn seen(&self, device_id: i64, at: &str) {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device_id, at.to_string());
     }
 
     /// Records a heartbeat in memory.
@@ -67,6 +97,36 @@ impl Presence {
     /// Takes a device's pending entry (to write it now).
     pub fn take(&self, device_id: i64) -> Option<Pending> {
         self.lock().remove(&device_id)
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached heartbeat row of a device if fresh, and the generation to pass to
+    /// `cache_row` after reading it from the database.
+    pub fn row(&self, device_id: i64) -> (Option<BeatRow>, u64) {
+        let g = self.rows();
+        let hit = g
+            .map
+            .get(&device_id)
+            .filter(|(_, at)| at.elapsed() < ROW_TTL);
+        (hit.map(|(r, _)| r.clone()), g.generation)
+    }
+
+    /// Caches a row read (or just written) at `generation`, unless a row was forgotten since.
+    pub fn cache_row(&self, row: BeatRow, generation: u64) {
+        let mut g = self.rows();
+        if g.generation == generation {
+            g.map.insert(row.id, (row, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets a device's cached row (it was changed by something else than a heartbeat).
+    pub fn forget_row(&self, device_id: i64) {
+        let mut g = self.rows();
+        g.generation += 1;
+        g.map.remove(&device_id);
     }
 
     /// Takes every pending entry.

@@ -62,8 +62,15 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         .filter(Value::is_object)
         .map(|v| v.to_string());
     let ip = cx.req.ip.clone();
-    let row = devices::beat_row(cx.db, dev.id)?
-        .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+    let row = match cx.app.presence.row(dev.id) {
+        (Some(row), _) => row,
+        (None, generation) => {
+            let row = devices::beat_row(cx.db, dev.id)?
+                .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+            cx.app.presence.cache_row(row.clone(), generation);
+            row
+        }
+    };
     let interval = row.interval();
     let now_t = std::time::SystemTime::now();
     let now = time::fmt(now_t);
@@ -74,9 +81,10 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         .or_else(|| row.last_heartbeat_at.clone());
     let online_secs = match prev_last {
         Some(last) if row.status != "offline" => time::millis_between(&last, &now)
-            .map_or(0, |ms| (ms / 1000).min(2 * interval as u64) as i64),
+            .map_or(0, |ms| ((ms + 500) / 1000).min(2 * interval as u64) as i64),
         _ => 0,
     };
+    cx.app.presence.seen(dev.id, &now);
     let mut after = row.clone();
     after.status = status.clone();
     if status != row.status || row.differs(&b.facts) {
@@ -88,6 +96,8 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         facts.system_info = system_info;
         facts.ip_address = Some(ip);
         let pending = cx.app.presence.take(dev.id);
+        // Written below: the cached row must not outlive the write with the old status.
+        cx.app.presence.forget_row(dev.id);
         let (st, at) = (status.clone(), now.clone());
         cx.write(move |c| {
             if let Some(p) = pending {
@@ -123,7 +133,16 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
     let listed = b.current_tasks;
     let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
     let (mut give, mut cancel_tasks) = (Vec::new(), Vec::new());
-    for (id, st, started) in tasks::held_by(cx.db, dev.id)? {
+    let hold_generation = cx.app.hints.hold_generation(dev.id);
+    let held = if cx.app.hints.may_hold(dev.id) {
+        tasks::held_by(cx.db, dev.id)?
+    } else {
+        Vec::new()
+    };
+    if held.is_empty() {
+        cx.app.hints.saw_nothing_held(dev.id, hold_generation);
+    }
+    for (id, st, started) in held {
         let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
         let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
         if status == "offline" || (omitted && (st == "cancelled" || long_held)) {
@@ -193,6 +212,9 @@ pub fn claim(cx: &Ctx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
             n = n.min(plan_max - user_running);
         }
         let got = tasks::claim(c, did, uid, n, grace)?;
+        if !got.is_empty() {
+            hints.claimed(did);
+        }
         if tasks::count_claimable(c, did, uid)? == 0 {
             hints.clear(did, uid);
         }

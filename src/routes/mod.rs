@@ -53,20 +53,73 @@ impl Family {
     /// A success reply with `data` in this family's envelope. For Sessions, `data` must be an
     /// object; its fields go to the top level beside `success`.
     pub fn ok(self, req: &Req, status: u16, data: Value) -> Reply {
-        let body = match self {
-            Family::V1 => json!({"success": true, "data": data, "error": null, "meta": meta(req)}),
-            Family::Lite => json!({"ok": true, "data": data, "error": null}),
-            Family::Control => json!({"success": true, "data": data, "error": null}),
+        // Envelopes are serialized straight from these structs: no second JSON tree is built
+        // around `data` on every reply (measured on the daemon hot path).
+        #[derive(serde::Serialize)]
+        struct Meta<'a> {
+            request_id: &'a str,
+            timestamp: String,
+        }
+        #[derive(serde::Serialize)]
+        struct V1<'a> {
+            success: bool,
+            data: &'a Value,
+            error: (),
+            meta: Meta<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Lite<'a> {
+            ok: bool,
+            data: &'a Value,
+            error: (),
+        }
+        #[derive(serde::Serialize)]
+        struct Control<'a> {
+            success: bool,
+            data: &'a Value,
+            error: (),
+        }
+        match self {
+            Family::V1 => {
+                let meta = Meta {
+                    request_id: &req.request_id,
+                    timestamp: time::now(),
+                };
+                Reply::json(
+                    status,
+                    &V1 {
+                        success: true,
+                        data: &data,
+                        error: (),
+                        meta,
+                    },
+                )
+            }
+            Family::Lite => Reply::json(
+                status,
+                &Lite {
+                    ok: true,
+                    data: &data,
+                    error: (),
+                },
+            ),
+            Family::Control => Reply::json(
+                status,
+                &Control {
+                    success: true,
+                    data: &data,
+                    error: (),
+                },
+            ),
             Family::Sessions => {
                 let mut m = Map::new();
                 m.insert("success".into(), Value::Bool(true));
                 if let Value::Object(fields) = data {
                     m.extend(fields);
                 }
-                Value::Object(m)
+                Reply::json(status, &Value::Object(m))
             }
-        };
-        Reply::json(status, &body)
+        }
     }
 
     /// An error reply in this family's envelope; internal details go to the log only.
