@@ -36,7 +36,8 @@ struct Parked {
 
 #[derive(Default)]
 struct State {
-    parked: Vec<Parked>,
+    /// Boxed, so that taking entries out moves pointers, not requests.
+    parked: Vec<Box<Parked>>,
     woken_devices: HashSet<i64>,
     woken_users: HashSet<i64>,
     closing: bool,
@@ -68,17 +69,17 @@ impl ParkingLot {
         spec: Spec,
     ) -> Result<(), Box<Closed>> {
         self.insert(
-            Parked {
+            Box::new(Parked {
                 raw,
                 req,
                 meta,
                 spec,
-            },
+            }),
             true,
         )
     }
 
-    fn insert(&self, p: Parked, wake: bool) -> Result<(), Box<Closed>> {
+    fn insert(&self, p: Box<Parked>, wake: bool) -> Result<(), Box<Closed>> {
         let mut st = self.lock();
         if st.closing {
             return Err(Box::new(Closed(p.raw, p.req, p.meta, p.spec)));
@@ -122,7 +123,7 @@ impl ParkingLot {
 
     /// Waits for parked requests that are due (woken or past their deadline). Returns them and
     /// whether the lot is closing.
-    fn due(&self) -> (Vec<Parked>, bool) {
+    fn due(&self) -> (Vec<Box<Parked>>, bool) {
         let mut st = self.lock();
         loop {
             if st.closing {
@@ -135,13 +136,19 @@ impl ParkingLot {
                 woken_users,
                 ..
             } = &mut *st;
-            let (ready, waiting): (Vec<Parked>, Vec<Parked>) =
-                std::mem::take(parked).into_iter().partition(|p| {
-                    p.spec.deadline <= now
-                        || woken_devices.contains(&p.spec.device_id)
-                        || woken_users.contains(&p.spec.user_id)
-                });
-            *parked = waiting;
+            let mut ready = Vec::new();
+            let mut i = 0;
+            while i < parked.len() {
+                let p = &parked[i].spec;
+                if p.deadline <= now
+                    || woken_devices.contains(&p.device_id)
+                    || woken_users.contains(&p.user_id)
+                {
+                    ready.push(parked.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
             woken_devices.clear();
             woken_users.clear();
             if !ready.is_empty() {

@@ -203,7 +203,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         let mut done = Vec::with_capacity(batch.len());
-        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        let begun = run(&conn, "BEGIN IMMEDIATE");
         if let Err(e) = begun {
             log::error!("BEGIN IMMEDIATE failed: {e}");
             for job in batch.drain(..) {
@@ -213,19 +213,19 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             continue;
         }
         for job in batch.drain(..) {
-            let sp = conn.execute_batch("SAVEPOINT job");
+            let sp = run(&conn, "SAVEPOINT job");
             let c = job(Some(&conn));
             let end = if c.ok && sp.is_ok() {
-                conn.execute_batch("RELEASE job")
+                run(&conn, "RELEASE job")
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                run(&conn, "ROLLBACK TO job").and_then(|_| run(&conn, "RELEASE job"))
             };
             if let Err(e) = end {
                 log::error!("savepoint handling failed: {e}");
             }
             done.push(c);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let commit = run(&conn, "COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             ApiError::internal(format!("commit failed: {e}"))
         });
@@ -234,6 +234,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
     }
     log::debug!("writer thread stopped");
+}
+
+/// Runs a transaction-control statement from the statement cache (parsing `BEGIN`, `SAVEPOINT`,
+/// `RELEASE` and `COMMIT` anew for every batch and job showed in profiles).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Helper for optional single-row queries.

@@ -224,7 +224,8 @@ pub struct Limits {
 pub fn limits(c: &Connection, user_id: i64) -> rusqlite::Result<Limits> {
     c.prepare_cached(
         "SELECT p.max_devices, p.max_tasks_per_day, p.max_concurrent_tasks, p.storage_quota_bytes, \
-         p.log_retention_days, p.api_calls_per_minute FROM users u JOIN plans p ON p.name = u.plan WHERE u.id = ?1",
+         p.log_retention_days, p.api_calls_per_minute FROM plans p \
+         WHERE p.name = (SELECT plan FROM users WHERE id = ?1)",
     )?
     .query_row([user_id], |r| {
         Ok(Limits {
