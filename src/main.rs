@@ -41,11 +41,13 @@ fn main() -> ExitCode {
 /// glibc's malloc keeps freed blocks as large as argon2's 19 MiB buffers in its per-thread
 /// arenas once its dynamic mmap threshold has risen, so every hashing thread would keep ~20 MiB
 /// (and a login burst hundreds of MiB) for good. A fixed threshold makes such blocks mmap'd and
-/// returned at free. Set through the environment, since mallopt needs unsafe code: the binary
+/// returned at free, and two arenas are plenty on the one-core target (thousands of tiny_http
+/// connection threads would otherwise spread memory over up to 8 arenas per core). Set through
+/// the environment, since mallopt needs unsafe code: the binary
 /// re-executes itself once with the tunable added (an admin's own `GLIBC_TUNABLES` setting of
 /// the threshold wins). Measured by the fleet benchmark: peak RSS after registrations 180 MB ->
 /// 27 MB, 5,000 idle connections 439 MB -> 109 MB.
-const MALLOC_TUNABLE: &str = "glibc.malloc.mmap_threshold=131072";
+const MALLOC_TUNABLE: &str = "glibc.malloc.mmap_threshold=131072:glibc.malloc.arena_max=2";
 
 /// Re-executes the binary with `MALLOC_TUNABLE` unless it is already in effect. Returns only if
 /// that is not needed or not possible.
