@@ -37,6 +37,7 @@ struct Parked {
 #[derive(Default)]
 struct State {
     /// Boxed, so that taking entries out moves pointers, not requests.
+    #[allow(clippy::vec_box)]
     parked: Vec<Box<Parked>>,
     woken_devices: HashSet<i64>,
     woken_users: HashSet<i64>,
@@ -123,6 +124,7 @@ impl ParkingLot {
 
     /// Waits for parked requests that are due (woken or past their deadline). Returns them and
     /// whether the lot is closing.
+    #[allow(clippy::vec_box)] // see `State::parked`
     fn due(&self) -> (Vec<Box<Parked>>, bool) {
         let mut st = self.lock();
         loop {
