@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a cached key is trusted without looking at the database again.
-pub const TTL: Duration = Duration::from_secs(5);
+pub const TTL: Duration = Duration::from_secs(60);
 /// Entries kept at most; the cache starts over when full.
 const MAX_ENTRIES: usize = 100_000;
 

@@ -11,7 +11,7 @@
 use crate::app::{App, Ctx};
 use crate::http::{Reply, Req};
 use crate::server::{Meta, finish};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,12 +36,34 @@ struct Parked {
 
 #[derive(Default)]
 struct State {
-    /// Boxed, so that taking entries out moves pointers, not requests.
+    /// Parked polls by device, so a wake touches only that device's entries. Boxed, so that
+    /// taking entries out moves pointers, not requests.
     #[allow(clippy::vec_box)]
-    parked: Vec<Box<Parked>>,
+    by_device: HashMap<i64, Vec<Box<Parked>>>,
+    /// No parked deadline is earlier than this (it may be earlier than the true minimum after
+    /// wakes took entries out; a pass then finds nothing expired and recomputes it).
+    next_deadline: Option<Instant>,
     woken_devices: HashSet<i64>,
     woken_users: HashSet<i64>,
     closing: bool,
+}
+
+impl State {
+    /// Takes out every entry matching `pick`, dropping emptied devices.
+    #[allow(clippy::vec_box)] // see `by_device`
+    fn take_where(&mut self, pick: impl Fn(&Parked) -> bool, out: &mut Vec<Box<Parked>>) {
+        self.by_device.retain(|_, v| {
+            let mut i = 0;
+            while i < v.len() {
+                if pick(&v[i]) {
+                    out.push(v.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            !v.is_empty()
+        });
+    }
 }
 
 /// Parked long-polls, shared by all threads.
@@ -88,7 +110,9 @@ impl ParkingLot {
         if wake {
             st.woken_devices.insert(p.spec.device_id);
         }
-        st.parked.push(p);
+        let deadline = p.spec.deadline;
+        st.next_deadline = Some(st.next_deadline.map_or(deadline, |d| d.min(deadline)));
+        st.by_device.entry(p.spec.device_id).or_default().push(p);
         drop(st);
         self.cv.notify_one();
         Ok(())
@@ -108,7 +132,7 @@ impl ParkingLot {
 
     /// How many requests are parked now (metrics).
     pub fn len(&self) -> usize {
-        self.lock().parked.len()
+        self.lock().by_device.values().map(Vec::len).sum()
     }
 
     /// Whether nothing is parked.
@@ -124,40 +148,39 @@ impl ParkingLot {
 
     /// Waits for parked requests that are due (woken or past their deadline). Returns them and
     /// whether the lot is closing.
-    #[allow(clippy::vec_box)] // see `State::parked`
+    #[allow(clippy::vec_box)] // see `State::by_device`
     fn due(&self) -> (Vec<Box<Parked>>, bool) {
         let mut st = self.lock();
         loop {
+            let mut ready = Vec::new();
             if st.closing {
-                return (std::mem::take(&mut st.parked), true);
+                st.take_where(|_| true, &mut ready);
+                return (ready, true);
             }
             let now = Instant::now();
-            let State {
-                parked,
-                woken_devices,
-                woken_users,
-                ..
-            } = &mut *st;
-            let mut ready = Vec::new();
-            let mut i = 0;
-            while i < parked.len() {
-                let p = &parked[i].spec;
-                if p.deadline <= now
-                    || woken_devices.contains(&p.device_id)
-                    || woken_users.contains(&p.user_id)
-                {
-                    ready.push(parked.swap_remove(i));
-                } else {
-                    i += 1;
+            let woken: Vec<i64> = st.woken_devices.drain().collect();
+            for d in woken {
+                if let Some(v) = st.by_device.remove(&d) {
+                    ready.extend(v);
                 }
             }
-            woken_devices.clear();
-            woken_users.clear();
+            if !st.woken_users.is_empty() {
+                let users = std::mem::take(&mut st.woken_users);
+                st.take_where(|p| users.contains(&p.spec.user_id), &mut ready);
+            }
+            if st.next_deadline.is_some_and(|d| d <= now) {
+                st.take_where(|p| p.spec.deadline <= now, &mut ready);
+                st.next_deadline = st
+                    .by_device
+                    .values()
+                    .flatten()
+                    .map(|p| p.spec.deadline)
+                    .min();
+            }
             if !ready.is_empty() {
                 return (ready, false);
             }
-            let next = st.parked.iter().map(|p| p.spec.deadline).min();
-            let wait = next.map_or(Duration::from_secs(3600), |d| {
+            let wait = st.next_deadline.map_or(Duration::from_secs(3600), |d| {
                 d.saturating_duration_since(now)
             });
             st = self
