@@ -11,6 +11,7 @@ mod crash;
 mod envelope;
 mod lifecycle;
 mod limits;
+mod presence;
 mod queue_concurrency;
 mod queue_flow;
 mod queue_leases;

@@ -1,0 +1,82 @@
+//! What heartbeats leave behind for an admin reading the SQLite file (SPEC §7.2): one
+//! `device_online` / `device_offline` message per transition (not per heartbeat), and online
+//! seconds per device and UTC day in `device_uptime`, written from memory by the flush thread
+//! and at shutdown.
+
+use crate::common::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn beat(s: &TestServer, key: &str) {
+    let r = s.post_json(
+        "/v1/daemon/heartbeat",
+        Some(key),
+        json!({"status": "online", "current_tasks": []}),
+    );
+    assert_v1_ok(&r, 200);
+}
+
+#[test]
+fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
+    let mut s = TestServer::start();
+    let (token, _, _) = s.register("beats@example.com");
+    let d = assert_v1_ok(
+        &s.post_json("/v1/devices", Some(&token), json!({"name": "box"})),
+        201,
+    );
+    let key = d["device_key"].as_str().expect("key").to_string();
+    let uuid = d["device"]["id"].as_str().expect("uuid").to_string();
+
+    // Three heartbeats 1.2 s apart: one transition to online, about 2 s of uptime.
+    beat(&s, &key);
+    std::thread::sleep(Duration::from_millis(1200));
+    beat(&s, &key);
+    std::thread::sleep(Duration::from_millis(1200));
+    beat(&s, &key);
+    // Offline, then online again: one more of each.
+    assert_v1_ok(
+        &s.post_json("/v1/daemon/offline", Some(&key), json!({})),
+        200,
+    );
+    beat(&s, &key);
+    let dev = assert_v1_ok(&s.get(&format!("/v1/devices/{uuid}"), Some(&token)), 200);
+    assert_eq!(dev["device"]["status"], json!("online"));
+    s.stop();
+
+    let c = rusqlite::Connection::open(s.db_path()).expect("open the database");
+    let count = |kind: &str| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM messages m JOIN devices d ON d.id = m.device_id \
+             WHERE d.uuid = ?1 AND m.type = ?2",
+            rusqlite::params![uuid, kind],
+            |r| r.get(0),
+        )
+        .expect("count messages")
+    };
+    assert_eq!(count("device_online"), 2, "one per transition to online");
+    assert_eq!(count("device_offline"), 1, "one per transition to offline");
+    let (days, seconds): (i64, i64) = c
+        .query_row(
+            "SELECT count(*), coalesce(sum(online_seconds), 0) FROM device_uptime u \
+             JOIN devices d ON d.id = u.device_id WHERE d.uuid = ?1",
+            [&uuid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("uptime");
+    assert!(days >= 1, "uptime is kept per UTC day");
+    assert!(
+        (2..=4).contains(&seconds),
+        "about 2.4 s online between the first three beats (the time offline does not count): {seconds}"
+    );
+    let last: Option<String> = c
+        .query_row(
+            "SELECT last_heartbeat_at FROM devices WHERE uuid = ?1",
+            [&uuid],
+            |r| r.get(0),
+        )
+        .expect("last heartbeat");
+    assert!(
+        last.is_some(),
+        "coalesced heartbeats are written at shutdown"
+    );
+}
