@@ -284,7 +284,7 @@ pub fn run(addr: SocketAddr, pid: &str, setup: &Setup, p: &Params, tck: f64) -> 
         l.finish();
     }
     let u = before.usage_until(&after, tck);
-    json!({
+    let mut v = json!({
         "daemons": n,
         "connections": 2 * n,
         "poll_connected_at_window": connected_at_window,
@@ -292,12 +292,6 @@ pub fn run(addr: SocketAddr, pid: &str, setup: &Setup, p: &Params, tck: f64) -> 
         "tasks_per_s_target": p.tasks_per_s,
         "heartbeat_every_s": p.heartbeat_every.as_secs_f64(),
         "long_poll_wait_s": p.wait_s,
-        "server_cpu_pct": r1(u.server_pct),
-        "generator_cpu_pct": r1(u.generator_pct),
-        "core0_busy_pct": r1(u.core_pct[0]),
-        "core1_busy_pct": r1(u.core_pct[1]),
-        "server_rss_kb": mem.rss_kb,
-        "server_threads": mem.threads,
         "tasks_created": created.len(),
         "tasks_claimed": claims.len(),
         "tasks_completed": sh.completed.load(Relaxed),
@@ -318,5 +312,9 @@ pub fn run(addr: SocketAddr, pid: &str, setup: &Setup, p: &Params, tck: f64) -> 
         "unserved_connections": unserved,
         "error_samples": samples,
         "drain_seconds": r1(drain_secs),
-    })
+    });
+    if let serde_json::Value::Object(m) = &mut v {
+        m.extend(procfs::usage_fields(&u, &mem));
+    }
+    v
 }

@@ -104,7 +104,7 @@ pub fn closed_loop(
     b.finish();
     let u = before.usage_until(&after, tck);
     let requests = a.count() + b.count();
-    json!({
+    let mut v = json!({
         "connections": conns,
         "seconds": r1(u.seconds),
         "requests": requests,
@@ -115,13 +115,11 @@ pub fn closed_loop(
         "reconnects": reconnects,
         "error_samples": samples.iter().take(5).collect::<Vec<_>>(),
         "unserved_connections": unserved,
-        "server_cpu_pct": r1(u.server_pct),
-        "generator_cpu_pct": r1(u.generator_pct),
-        "core0_busy_pct": r1(u.core_pct[0]),
-        "core1_busy_pct": r1(u.core_pct[1]),
-        "server_rss_kb": mem.rss_kb,
-        "server_threads": mem.threads,
-    })
+    });
+    if let serde_json::Value::Object(m) = &mut v {
+        m.extend(procfs::usage_fields(&u, &mem));
+    }
+    v
 }
 
 /// What `login` sends and how fast.

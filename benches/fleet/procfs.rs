@@ -197,3 +197,21 @@ pub fn wait_quiet(limit: std::time::Duration) -> serde_json::Value {
         }
     }
 }
+
+/// The server's and generator's CPU and the server's memory over a phase, as the JSON fields
+/// every load phase reports.
+pub fn usage_fields(u: &Usage, mem: &Mem) -> serde_json::Map<String, serde_json::Value> {
+    let r1 = crate::stats::r1;
+    let v = serde_json::json!({
+        "server_cpu_pct": r1(u.server_pct),
+        "generator_cpu_pct": r1(u.generator_pct),
+        "core0_busy_pct": r1(u.core_pct[0]),
+        "core1_busy_pct": r1(u.core_pct[1]),
+        "server_rss_kb": mem.rss_kb,
+        "server_threads": mem.threads,
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}

@@ -222,6 +222,23 @@ pub fn claim(cx: &Ctx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
     })
 }
 
+/// Lite's and Control's heartbeat: records the beat and claims up to `limit` tasks, which the
+/// reply hands out — never for an `offline` beat, whose reply the daemon discards (SPEC §6.5).
+pub fn beat_and_claim(
+    cx: &Ctx,
+    dev: &DeviceCaller,
+    b: Beat,
+    limit: i64,
+) -> ApiResult<(BeatReply, Vec<Task>)> {
+    let r = heartbeat(cx, dev, b)?;
+    let claimed = if r.device.status == "offline" {
+        Vec::new()
+    } else {
+        claim(cx, dev, limit)?
+    };
+    Ok((r, claimed))
+}
+
 /// Cancelled tasks this device still holds whose cancel was requested after `since`.
 pub fn cancels_since(cx: &Ctx, dev: &DeviceCaller, since: &str) -> ApiResult<Vec<String>> {
     Ok(tasks::pending_cancels(cx.db, dev.id, since)?)
@@ -392,12 +409,6 @@ pub fn offline(cx: &Ctx, dev: &DeviceCaller) -> ApiResult<BeatReply> {
 /// `GET /v1/daemon/config/sync`: the device's config (and marks the sync time).
 pub fn config_sync(cx: &Ctx, dev: &DeviceCaller) -> ApiResult<Device> {
     let did = dev.id;
-    cx.write(move |c| {
-        c.execute(
-            "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
-            rusqlite::params![did, time::now()],
-        )?;
-        Ok(())
-    })?;
+    cx.write(move |c| Ok(devices::touch_sync(c, did)?))?;
     devices::get_by_id(cx.db, dev.id)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))
 }

@@ -59,5 +59,31 @@ pub fn metrics(cx: &Ctx) -> ApiResult<String> {
         "gauge",
         size.max(0) as u64,
     );
+    gauge(
+        "ccjk_parked_polls",
+        "long-polls waiting for work",
+        "gauge",
+        cx.app.park.len() as u64,
+    );
+    let online: i64 = cx.db.query_row(
+        "SELECT count(*) FROM devices WHERE status != 'offline'",
+        [],
+        |r| r.get(0),
+    )?;
+    gauge(
+        "ccjk_devices_online",
+        "devices not offline",
+        "gauge",
+        online.max(0) as u64,
+    );
+    out.push_str("# HELP ccjk_tasks tasks by status\n# TYPE ccjk_tasks gauge\n");
+    let mut st = cx
+        .db
+        .prepare("SELECT status, count(*) FROM tasks GROUP BY status")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (status, n) = row?;
+        out.push_str(&format!("ccjk_tasks{{status=\"{status}\"}} {n}\n"));
+    }
     Ok(out)
 }

@@ -375,3 +375,12 @@ pub fn touch_beat(
     .execute(params![id, at, system_info, ip])?;
     Ok(())
 }
+
+/// Records that the daemon fetched its config now (`GET /v1/daemon/config/sync`).
+pub fn touch_sync(c: &Connection, id: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
+        params![id, time::now()],
+    )?;
+    Ok(())
+}

@@ -120,24 +120,12 @@ fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
             })
             .collect()
     });
-    let offline = b
-        .status
-        .as_deref()
-        .is_some_and(|st| st.eq_ignore_ascii_case("offline"));
-    let r = daemon::heartbeat(
-        cx,
-        d,
-        Beat {
-            status: b.status,
-            current_tasks: current,
-            ..Beat::default()
-        },
-    )?;
-    let claimed = if offline {
-        Vec::new()
-    } else {
-        daemon::claim(cx, d, 50)?
+    let beat = Beat {
+        status: b.status,
+        current_tasks: current,
+        ..Beat::default()
     };
+    let (r, claimed) = daemon::beat_and_claim(cx, d, beat, 50)?;
     let list: Vec<Value> = claimed.iter().map(|t| command(t, &r.device.uuid)).collect();
     Ok(
         json!({"pendingTasks": list, "deviceStatus": r.device.status, "cancelTasks": r.cancel_tasks}),

@@ -68,7 +68,7 @@ fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
         ccjk_version: fact(b.version.as_deref()),
         ..Facts::default()
     };
-    let r = daemon::heartbeat(
+    let (r, claimed) = daemon::beat_and_claim(
         cx,
         d,
         Beat {
@@ -76,12 +76,8 @@ fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
             facts,
             ..Beat::default()
         },
+        50,
     )?;
-    let claimed = if r.device.status == "offline" {
-        Vec::new()
-    } else {
-        daemon::claim(cx, d, 50)?
-    };
     let list: Vec<Value> = claimed.iter().map(lite_task).collect();
     Ok(json!({"pending_tasks": list, "cancel_tasks": r.cancel_tasks}))
 }

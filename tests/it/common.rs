@@ -371,6 +371,18 @@ impl TestServer {
             .expect("a numeric metric")
     }
 
+    /// Asserts that `GET /health` answers 200 `{"status": "ok"}`; returns the response.
+    pub fn assert_healthy(&self) -> Resp {
+        let h = self.get("/health", None);
+        assert_eq!(
+            (h.status, h.body["status"].clone()),
+            (200, json!("ok")),
+            "{}",
+            h.text
+        );
+        h
+    }
+
     /// Enables or disables an account the way an admin would, through the library's `db`.
     pub fn set_active(&self, email: &str, active: bool) {
         let db = ccjk_cloud::db::Db::open(&self.db_path(), Synchronous::Full).expect("open db");

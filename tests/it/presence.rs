@@ -41,6 +41,7 @@ fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
     beat(&s, &key);
     let dev = assert_v1_ok(&s.get(&format!("/v1/devices/{uuid}"), Some(&token)), 200);
     assert_eq!(dev["device"]["status"], json!("online"));
+    assert_eq!(s.metric("ccjk_devices_online"), 1);
     s.stop();
 
     let c = rusqlite::Connection::open(s.db_path()).expect("open the database");

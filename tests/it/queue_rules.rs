@@ -5,9 +5,22 @@
 //! `CCJK_MAX_OUTPUT` is stored truncated with a marker; device and tasks-per-day quotas are 403
 //! `QUOTA_EXCEEDED` with `details {limit, used}`.
 
-use crate::common::{TestServer, assert_v1_error, assert_v1_ok};
+use crate::common::{Resp, TestServer, assert_v1_error, assert_v1_ok};
 use crate::queue_util::*;
 use serde_json::{Value, json};
+
+/// Queues `commands` on `dev` as one sequential batch; returns the raw response.
+fn sequential_batch(s: &TestServer, token: &str, dev: &str, commands: &[&str]) -> Resp {
+    let steps: Vec<Value> = commands
+        .iter()
+        .map(|c| json!({"device_id": dev, "command": c}))
+        .collect();
+    s.post_json(
+        "/v1/tasks/batch",
+        Some(token),
+        json!({"mode": "sequential", "tasks": steps}),
+    )
+}
 
 fn status_of(s: &TestServer, token: &str, id: &str) -> Value {
     task(s, token, id)["status"].clone()
@@ -18,15 +31,7 @@ fn sequential_batch_releases_on_success_and_cancels_on_failure() {
     let s = TestServer::start();
     let (token, _, _) = s.register("owner@example.com");
     let (dev, key) = new_device(&s, &token, "box");
-    let steps: Vec<Value> = ["one", "two", "three"]
-        .iter()
-        .map(|c| json!({"device_id": dev, "command": c}))
-        .collect();
-    let r = s.post_json(
-        "/v1/tasks/batch",
-        Some(&token),
-        json!({"mode": "sequential", "tasks": steps}),
-    );
+    let r = sequential_batch(&s, &token, &dev, &["one", "two", "three"]);
     let d = assert_v1_ok(&r, 201);
     assert!(d["batch_id"].is_string(), "{d}");
     let st: Vec<&str> = d["tasks"]
@@ -252,15 +257,7 @@ fn cancelling_a_running_batch_step_cancels_the_steps_behind_it() {
     let s = TestServer::start();
     let (token, _, _) = s.register("owner@example.com");
     let (dev, key) = new_device(&s, &token, "box");
-    let steps: Vec<Value> = ["build", "test", "deploy"]
-        .iter()
-        .map(|c| json!({"device_id": dev, "command": c}))
-        .collect();
-    let r = s.post_json(
-        "/v1/tasks/batch",
-        Some(&token),
-        json!({"mode": "sequential", "tasks": steps}),
-    );
+    let r = sequential_batch(&s, &token, &dev, &["build", "test", "deploy"]);
     let batch = ids(&assert_v1_ok(&r, 201), "tasks");
     assert_eq!(
         ids(&pending(&s, &key, "limit=10"), "tasks"),

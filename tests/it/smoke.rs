@@ -43,13 +43,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn serve_answers_health_and_exits_cleanly_on_sigterm() {
     let mut s = TestServer::spawn_binary(&[("CCJK_WORKERS", "2")]);
-    let h = s.get("/health", None);
-    assert_eq!(
-        (h.status, h.body["status"].clone()),
-        (200, json!("ok")),
-        "{}",
-        h.text
-    );
+    let h = s.assert_healthy();
     assert!(h.header("x-request-id").is_some());
     s.register("smoke@example.com");
     assert_v1_error(&s.get("/v1/auth/me", Some("ccs_nope")), 401, "UNAUTHORIZED");
