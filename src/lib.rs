@@ -37,6 +37,7 @@ pub mod park;
 pub mod password;
 pub mod presence;
 pub mod routes;
+pub mod sched;
 pub mod server;
 pub mod throttle;
 pub mod time;

@@ -77,6 +77,9 @@ fn reexec_with_malloc_tunable() {
 fn serve(cfg: Config) -> ExitCode {
     reexec_with_malloc_tunable();
     ccjk_cloud::install_panic_policy();
+    // Before any thread is spawned, so all of them inherit it (the hashing threads then switch
+    // to SCHED_IDLE); see `sched`.
+    ccjk_cloud::sched::batch_current_thread();
     let running = match ccjk_cloud::start(cfg) {
         Ok(r) => r,
         Err(e) => return fail(&e),

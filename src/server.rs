@@ -355,24 +355,10 @@ impl HashPool {
                 thread::Builder::new()
                     .name(format!("ccjk-hash-{i}"))
                     .spawn(move || {
-                        // SCHED_IDLE: on a one-core server a login burst must not push daemons'
-                        // polls back by a scheduler slice (SPEC §10: poll p99 during a login burst
-                        // within 2x of its value alone). nice 19 was not enough (the fleet
-                        // benchmark measured 15x); an idle-policy thread is preempted at once.
-                        // Hashes then use only otherwise idle CPU: under sustained full load a
-                        // login waits, and those queued too long get 503.
-                        use thread_priority::{
-                            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-                        };
-                        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-                        let native = thread_priority::thread_native_id();
-                        if let Err(e) = thread_priority::set_thread_priority_and_policy(
-                            native,
-                            ThreadPriority::Min,
-                            idle,
-                        ) {
-                            log::warn!("cannot lower the hashing thread's priority: {e:?}");
-                        }
+                        // Any other server thread preempts a hash at once (SPEC §10: polls
+                        // during a login burst); hashes use only otherwise idle CPU, and under
+                        // sustained full load a login waits, then gets 503. See `sched`.
+                        crate::sched::idle_current_thread();
                         let conn = match app.db.reader() {
                             Ok(c) => c,
                             Err(e) => {

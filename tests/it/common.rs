@@ -173,6 +173,14 @@ impl TestServer {
         panic!("no free port after three attempts")
     }
 
+    /// The server process's pid, for a server started with `spawn_binary`.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Binary(child) => Some(child.id()),
+            _ => None,
+        }
+    }
+
     /// Polls `/health` until it answers 200; false if the process exits or time runs out.
     fn wait_healthy(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;

@@ -69,6 +69,57 @@ fn serve_answers_health_and_exits_cleanly_on_sigterm() {
     );
 }
 
+/// (thread name, scheduling policy, nice) of every thread of process `pid`, from /proc.
+fn threads(pid: u32) -> Vec<(String, u32, i32)> {
+    let dir = format!("/proc/{pid}/task");
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(&dir).expect("task dir").flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (open, close) = (stat.find('(').expect("("), stat.rfind(')').expect(")"));
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let name = stat[open + 1..close].to_string();
+        out.push((
+            name,
+            f[38].parse().expect("policy"),
+            f[16].parse().expect("nice"),
+        ));
+    }
+    out
+}
+
+/// SPEC §10 (poll p99 during a login burst): the hashing threads run SCHED_IDLE (5), every
+/// other thread, tiny_http's included, SCHED_BATCH (3), all at the nice value the server was
+/// started with.
+#[test]
+fn hashing_threads_are_idle_policy_and_the_rest_batch() {
+    let s = TestServer::spawn_binary(&[("CCJK_HASH_THREADS", "2")]);
+    s.assert_healthy();
+    let own_nice = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let own_nice: i32 = own_nice[own_nice.rfind(')').expect(")") + 1..]
+        .split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("nice");
+    let all = threads(s.pid().expect("a spawned binary"));
+    let hashers: Vec<_> = all
+        .iter()
+        .filter(|t| t.0.starts_with("ccjk-hash-"))
+        .collect();
+    assert_eq!(hashers.len(), 2, "{all:?}");
+    assert!(hashers.iter().all(|t| t.1 == 5), "{all:?}");
+    let rest: Vec<_> = all
+        .iter()
+        .filter(|t| !t.0.starts_with("ccjk-hash-"))
+        .collect();
+    assert!(
+        rest.iter().any(|t| t.0.starts_with("ccjk-worker-")),
+        "{all:?}"
+    );
+    assert!(rest.iter().all(|t| t.1 == 3 && t.2 == own_nice), "{all:?}");
+}
+
 #[test]
 fn a_public_address_needs_ccjk_public() {
     let dir = tempfile::tempdir().expect("temp dir");
