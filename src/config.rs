@@ -76,7 +76,11 @@ pub struct Config {
     pub max_log_upload: usize,
     /// `CCJK_MAX_KV_VALUE`, default 1 MiB.
     pub max_kv_value: usize,
-    /// Password hashes computed at once (SPEC §8.1: two).
+    /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (SPEC §8.1: at most two).
+    /// Default: two, or one when the process may run on a single core (`taskset`, cgroup
+    /// cpusets, a 1-vCPU VPS), where a second hash only doubles the memory (19 MiB each) and
+    /// each login's latency without adding throughput, and where two idle-policy hashing
+    /// threads held polls back by a 4 ms scheduler tick (fleet benchmark, `login` phase).
     pub hash_threads: usize,
     /// How long a login may wait for a hashing thread before it gets 503.
     pub hash_queue_wait: Duration,
@@ -109,7 +113,7 @@ impl Default for Config {
             max_output: MIB,
             max_log_upload: 10 * MIB,
             max_kv_value: MIB,
-            hash_threads: 2,
+            hash_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
@@ -151,6 +155,15 @@ impl Config {
                     Ok(())
                 }
                 _ => Err(format!("CCJK_WORKERS: {v:?} is not a number from 1 to 256")),
+            });
+        }
+        if let Some(v) = get("CCJK_HASH_THREADS") {
+            note(match v.as_str() {
+                "1" | "2" => {
+                    c.hash_threads = usize::from(v == "2") + 1;
+                    Ok(())
+                }
+                _ => Err(format!("CCJK_HASH_THREADS: {v:?} is not 1 or 2")),
             });
         }
         if let Some(v) = get("CCJK_PUBLIC_URL") {
@@ -313,9 +326,26 @@ mod tests {
             ("CCJK_SYNCHRONOUS", "off"),
             ("CCJK_MAX_BODY", "lots"),
             ("CCJK_ACCESS_TOKEN_TTL", "soon"),
+            ("CCJK_HASH_THREADS", "3"),
         ])
-        .expect_err("four errors");
-        assert_eq!(errs.len(), 4, "{errs:?}");
+        .expect_err("five errors");
+        assert_eq!(errs.len(), 5, "{errs:?}");
+    }
+
+    #[test]
+    fn hashing_threads_default_to_the_cores_and_at_most_two() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let c = cfg(&[]).expect("defaults are valid");
+        assert_eq!(c.hash_threads, cores.min(2));
+        assert_eq!(
+            cfg(&[("CCJK_HASH_THREADS", "1")]).map(|c| c.hash_threads),
+            Ok(1)
+        );
+        assert_eq!(
+            cfg(&[("CCJK_HASH_THREADS", "2")]).map(|c| c.hash_threads),
+            Ok(2)
+        );
+        assert!(cfg(&[("CCJK_HASH_THREADS", "0")]).is_err());
     }
 
     #[test]
