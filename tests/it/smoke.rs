@@ -91,9 +91,9 @@ fn threads(pid: u32) -> Vec<(String, u32, i32)> {
 
 /// SPEC §10 (poll p99 during a login burst): the hashing threads run SCHED_IDLE (5), every
 /// other thread, tiny_http's included, SCHED_BATCH (3), all at the nice value the server was
-/// started with.
+/// started with; and the process runs with its glibc malloc tunables.
 #[test]
-fn hashing_threads_are_idle_policy_and_the_rest_batch() {
+fn threads_run_batch_hashing_idle_with_malloc_tunables() {
     let s = TestServer::spawn_binary(&[("CCJK_HASH_THREADS", "2")]);
     s.assert_healthy();
     let own_nice = std::fs::read_to_string("/proc/self/stat").expect("stat");
@@ -118,6 +118,17 @@ fn hashing_threads_are_idle_policy_and_the_rest_batch() {
         "{all:?}"
     );
     assert!(rest.iter().all(|t| t.1 == 3 && t.2 == own_nice), "{all:?}");
+    // `serve` re-executed itself with its malloc tunables (src/main.rs).
+    let environ =
+        std::fs::read(format!("/proc/{}/environ", s.pid().expect("pid"))).expect("environ");
+    let environ = String::from_utf8_lossy(&environ);
+    let tunables = environ
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("GLIBC_TUNABLES="))
+        .expect("GLIBC_TUNABLES set");
+    // glibc 2.36 tokenizes the variable in place while parsing it, so /proc shows only the
+    // first tunable; the re-execution is what is checked here.
+    assert!(tunables.contains("mmap_threshold=131072"), "{tunables}");
 }
 
 #[test]
