@@ -4,9 +4,9 @@
 //! A poll that finds nothing to claim and asked to `wait` is parked here with its tiny_http
 //! request; the worker goes back to `recv()`. One `ccjk-park` thread owns the parked requests:
 //! when a task becomes claimable for a device (or for any device of its owner), or a cancel is
-//! pending for it, `wake_*` marks it and the thread re-runs the poll's `retry` at once; at the
-//! deadline it runs it one last time (which answers with an empty list). At shutdown every
-//! parked request is answered.
+//! pending for it, `wake_*` marks it and the thread re-runs the poll's `retry` at once, newest
+//! poll first; at the deadline it runs it one last time (which answers with an empty list). At
+//! shutdown every parked request is answered.
 
 use crate::app::{App, Ctx};
 use crate::http::{Reply, Req};
@@ -32,6 +32,8 @@ struct Parked {
     req: Req,
     meta: Meta,
     spec: Spec,
+    /// When the poll first parked (kept when a retry finds nothing and re-parks it).
+    parked_at: Instant,
 }
 
 #[derive(Default)]
@@ -97,6 +99,7 @@ impl ParkingLot {
                 req,
                 meta,
                 spec,
+                parked_at: Instant::now(),
             }),
             true,
         )
@@ -178,6 +181,11 @@ impl ParkingLot {
                     .min();
             }
             if !ready.is_empty() {
+                // Newest first: a daemon that lost its connection mid-poll and polls again has
+                // its old request still parked (until its deadline), and the work must go to the
+                // live one, not into the dead socket to wait for its lease to expire. Older polls
+                // of the device find nothing left and park again.
+                ready.sort_unstable_by_key(|p| std::cmp::Reverse(p.parked_at));
                 return (ready, false);
             }
             let wait = st.next_deadline.map_or(Duration::from_secs(3600), |d| {

@@ -52,6 +52,33 @@ fn a_parked_poll_answers_as_soon_as_a_task_is_queued() {
     assert_eq!(task(&s, &token, &id)["status"], json!("running"));
 }
 
+/// A daemon whose connection dropped mid-poll polls again while its old request is still
+/// parked: the work goes to the newer poll (the old one's socket may be dead, and a task handed
+/// to it would wait for its lease to expire). Found by the fleet benchmark re-running its phase
+/// against the same server: 131 of 400 tasks went to the first run's closed connections.
+#[test]
+fn work_goes_to_the_newest_parked_poll_of_a_device() {
+    let s = TestServer::start();
+    let (token, _, _) = s.register("owner@example.com");
+    let (dev, key) = new_device(&s, &token, "box");
+    let older = poll_in_background(&s, &key, "limit=5&wait=3");
+    let newer = poll_in_background(&s, &key, "limit=5&wait=30");
+    let id = queue_cmd(&s, &token, &dev, "echo newest");
+    let (r, took) = newer.join().expect("newer poll");
+    assert_eq!(ids(&assert_v1_ok(&r, 200), "tasks"), [id.as_str()]);
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
+    let (r, took) = older.join().expect("older poll");
+    let d = assert_v1_ok(&r, 200);
+    assert_eq!(
+        (d["count"].clone(), d["tasks"].clone()),
+        (json!(0), json!([]))
+    );
+    assert!(
+        took >= Duration::from_millis(2900),
+        "older answered after {took:?}"
+    );
+}
+
 #[test]
 fn an_empty_poll_waits_its_time_and_returns_nothing() {
     let s = TestServer::start();
