@@ -58,7 +58,7 @@ pub const ROW_TTL: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Rows {
     generation: u64,
-    map: HashMap<i64, (BeatRow, std::time::Instant)>,
+    map: HashMap<i64, (Arc<BeatRow>, std::time::Instant)>,
 }
 
 /// Pending heartbeats by internal device id.
@@ -108,7 +108,7 @@ impl Presence {
 
     /// The cached heartbeat row of a device if fresh, and the generation to pass to
     /// `cache_row` after reading it from the database.
-    pub fn row(&self, device_id: i64) -> (Option<BeatRow>, u64) {
+    pub fn row(&self, device_id: i64) -> (Option<Arc<BeatRow>>, u64) {
         let g = self.rows();
         let hit = g
             .map
@@ -118,7 +118,7 @@ impl Presence {
     }
 
     /// Caches a row read (or just written) at `generation`, unless a row was forgotten since.
-    pub fn cache_row(&self, row: BeatRow, generation: u64) {
+    pub fn cache_row(&self, row: Arc<BeatRow>, generation: u64) {
         let mut g = self.rows();
         if g.generation == generation {
             g.map.insert(row.id, (row, std::time::Instant::now()));

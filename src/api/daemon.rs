@@ -18,6 +18,7 @@ use crate::presence;
 use crate::time;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// What a heartbeat carries, whatever the family called the fields.
 #[derive(Default, Debug)]
@@ -32,8 +33,9 @@ pub struct Beat {
 
 /// The device after a heartbeat, with what it should know.
 pub struct BeatReply {
-    /// The device as it now stands (status and facts as just reported).
-    pub device: BeatRow,
+    /// The device as it now stands (status and facts as just reported); shared with the
+    /// heartbeat-row cache when the beat changed nothing.
+    pub device: Arc<BeatRow>,
     /// Its config object: interval changes reach the daemon this way.
     pub config: Value,
     pub pending_count: i64,
@@ -67,6 +69,7 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         (None, generation) => {
             let row = devices::beat_row(cx.db, dev.id)?
                 .ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+            let row = Arc::new(row);
             cx.app.presence.cache_row(row.clone(), generation);
             row
         }
@@ -85,9 +88,9 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         _ => 0,
     };
     cx.app.presence.seen(dev.id, &now);
-    let mut after = row.clone();
-    after.status = status.clone();
-    if status != row.status || row.differs(&b.facts) {
+    let after = if status != row.status || row.differs(&b.facts) {
+        let mut after = BeatRow::clone(&row);
+        after.status = status.clone();
         let mut facts = b.facts;
         if let Some(n) = &facts.name {
             after.name = n.clone();
@@ -119,6 +122,7 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
             }
             Ok(())
         })?;
+        Arc::new(after)
     } else {
         cx.app.presence.record(dev.id, |p| {
             p.last = now.clone();
@@ -128,7 +132,8 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
             p.ip_address = Some(ip);
             p.add_uptime(time::day(&now), online_secs);
         });
-    }
+        row
+    };
     // One read of what the device holds serves both the give-backs and the cancels to deliver.
     let listed = b.current_tasks;
     let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
@@ -157,10 +162,9 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
     } else {
         0
     };
-    let config = serde_json::from_str(&after.config).unwrap_or_else(|_| json!({}));
     Ok(BeatReply {
+        config: after.config.clone(),
         device: after,
-        config,
         pending_count,
         cancel_tasks,
     })

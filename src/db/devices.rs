@@ -304,7 +304,9 @@ pub struct BeatRow {
     pub name: String,
     pub status: String,
     pub last_heartbeat_at: Option<String>,
-    pub config: String,
+    /// `devices.config`, parsed once when the row is read (`{}` if it is not an object), so a
+    /// heartbeat answered from the cached row parses nothing.
+    pub config: serde_json::Value,
     pub os_type: Option<String>,
     pub os_version: Option<String>,
     pub arch: Option<String>,
@@ -315,9 +317,9 @@ pub struct BeatRow {
 impl BeatRow {
     /// `config.heartbeat_interval` in seconds (default 30, at least 1).
     pub fn interval(&self) -> i64 {
-        serde_json::from_str::<serde_json::Value>(&self.config)
-            .ok()
-            .and_then(|v| v.get("heartbeat_interval").and_then(|x| x.as_i64()))
+        self.config
+            .get("heartbeat_interval")
+            .and_then(|x| x.as_i64())
             .unwrap_or(30)
             .max(1)
     }
@@ -325,7 +327,7 @@ impl BeatRow {
     /// Would these facts change the stored ones?
     pub fn differs(&self, f: &Facts) -> bool {
         let ne = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
-        ne(&f.name, &Some(self.name.clone()))
+        f.name.as_deref().is_some_and(|n| n != self.name)
             || ne(&f.os_type, &self.os_type)
             || ne(&f.os_version, &self.os_version)
             || ne(&f.arch, &self.arch)
@@ -349,7 +351,10 @@ pub fn beat_row(c: &Connection, id: i64) -> rusqlite::Result<Option<BeatRow>> {
             name: r.get(3)?,
             status: r.get(4)?,
             last_heartbeat_at: r.get(5)?,
-            config: r.get(6)?,
+            config: serde_json::from_str::<serde_json::Value>(&r.get::<_, String>(6)?)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .unwrap_or_else(|| serde_json::json!({})),
             os_type: r.get(7)?,
             os_version: r.get(8)?,
             arch: r.get(9)?,
