@@ -23,8 +23,8 @@ pub struct Req {
     pub segments: Vec<String>,
     /// Decoded query pairs, in order.
     pub query: Vec<(String, String)>,
-    /// Header names lowercased.
-    pub headers: Vec<(String, String)>,
+    /// The headers the server reads (`READ_HEADERS`, names lowercase); others are not copied.
+    pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     /// Client IP (`X-Forwarded-For`'s last hop behind a trusted proxy), or `unix`.
     pub ip: String,
@@ -32,9 +32,28 @@ pub struct Req {
     pub request_id: String,
 }
 
+/// The request headers any route or the auth layer reads. Only these are copied out of
+/// tiny_http's request: a daemon's heartbeat carries several more (Host, Accept, ...), and
+/// copying every header cost two allocations each on the hot path.
+pub const READ_HEADERS: [&str; 8] = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "user-agent",
+    "x-device-id",
+    "x-device-key",
+    "x-device-token",
+    "x-session-token",
+];
+
 impl Req {
     /// Builds a request from its parts; `url` is the request target (`/path?query`).
-    pub fn new(method: &str, url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Req {
+    pub fn new(
+        method: &str,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Req {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         let segments = path
             .split('/')
@@ -60,8 +79,13 @@ impl Req {
         }
     }
 
-    /// The first value of a header (name in any case).
+    /// The first value of a header (name in any case). Only `READ_HEADERS` are kept; asking for
+    /// another is a bug that debug builds (the tests) catch.
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            READ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)),
+            "add {name} to READ_HEADERS"
+        );
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -256,7 +280,7 @@ mod tests {
 
     #[test]
     fn content_type_and_shape_errors() {
-        let h = |ct: &str| vec![("content-type".to_string(), ct.to_string())];
+        let h = |ct: &str| vec![("content-type", ct.to_string())];
         #[derive(serde::Deserialize, Debug)]
         #[allow(dead_code)]
         struct B {

@@ -17,7 +17,7 @@
 use crate::app::{App, Ctx};
 use crate::config::Listen;
 use crate::error::ApiError;
-use crate::http::{Reply, Req, redact_url};
+use crate::http::{READ_HEADERS, Reply, Req, redact_url};
 use crate::routes::{self, Outcome};
 use crate::throttle::Key;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
@@ -285,11 +285,9 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     let headers = raw
         .headers()
         .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.as_str().to_string(),
-            )
+        .filter_map(|h| {
+            let name = READ_HEADERS.iter().find(|n| h.field.equiv(n))?;
+            Some((*name, h.value.as_str().to_string()))
         })
         .collect();
     let mut req = Req::new(&meta.method, &meta.url, headers, Vec::new());
