@@ -206,7 +206,7 @@ pub fn create(
             return Err(ApiError::invalid("Idempotency-Key", "at most 255 bytes"));
         }
         if let Some(t) = tasks::by_idempotency_key(cx.db, who.user_id, k)? {
-            return Ok((t, true));
+            return Ok((visible_replay(t, who)?, true));
         }
     }
     let mut new = validate(cx, who, r)?;
@@ -230,7 +230,23 @@ pub fn create(
     }
     let t =
         tasks::get(cx.db, uid, &id)?.ok_or_else(|| ApiError::internal("created task vanished"))?;
-    Ok((t, replayed))
+    if replayed {
+        return Ok((visible_replay(t, who)?, true));
+    }
+    Ok((t, false))
+}
+
+/// A replayed `Idempotency-Key` answers with the first task only if the caller may see it: a
+/// device key sees its own device's tasks (SPEC §6.2), so a key the owner used for another
+/// device is a conflict, not that task's id and status.
+fn visible_replay(t: Task, who: &Creator) -> ApiResult<Task> {
+    match who.own_device {
+        Some(d) if !is_for_device(&t, d) => Err(ApiError::conflict(
+            "IDEMPOTENCY_KEY_REUSED",
+            "Idempotency-Key already used for another device's task",
+        )),
+        _ => Ok(t),
+    }
 }
 
 /// `POST /v1/tasks/batch`: all tasks in one transaction. `sequential`: the first is pending,

@@ -91,6 +91,40 @@ fn idempotency_key_returns_the_first_task_for_its_user_only() {
     );
 }
 
+/// A device key sees only its own device's tasks (SPEC §6.2), replays included: reusing the
+/// owner's Idempotency-Key of another device's task is a conflict, not that task's id.
+#[test]
+fn a_device_key_cannot_replay_another_devices_idempotency_key() {
+    let s = TestServer::start();
+    let (token, _, _) = s.register("owner@example.com");
+    let (dev_b, _) = new_device(&s, &token, "b");
+    let (_, key_a) = new_device(&s, &token, "a");
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str()), ("Idempotency-Key", "k-1")];
+    let body = json!({"device_id": dev_b, "command": "on b"}).to_string();
+    let first = s.call(
+        "POST",
+        "/v1/tasks",
+        &h,
+        Some(("application/json", body.into_bytes())),
+    );
+    let b_task = assert_v1_ok(&first, 201)["task_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let h = [("X-Device-Key", key_a.as_str()), ("Idempotency-Key", "k-1")];
+    let body = json!({"command": "on a"}).to_string().into_bytes();
+    let r = s.call("POST", "/tasks", &h, Some(("application/json", body)));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(!r.text.contains(&b_task), "{}", r.text);
+    // A fresh key still works for the device's own task.
+    let h = [("X-Device-Key", key_a.as_str()), ("Idempotency-Key", "k-2")];
+    let body = json!({"command": "on a"}).to_string().into_bytes();
+    let own = s.call("POST", "/tasks", &h, Some(("application/json", body)));
+    let own = crate::common::assert_lite_ok(&own);
+    assert!(!own.to_string().contains(&b_task), "{own}");
+}
+
 #[test]
 fn retry_makes_a_child_of_a_finished_task() {
     let s = TestServer::start();
