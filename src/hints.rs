@@ -71,17 +71,13 @@ impl Hints {
         *self.lock().claims.entry(device_id).or_default() += 1;
     }
 
-    /// The device's claim count, to pass to `saw_nothing_held` after reading what it holds.
-    pub fn hold_generation(&self, device_id: i64) -> u64 {
-        self.lock().claims.get(&device_id).copied().unwrap_or(0)
-    }
-
-    /// May the device hold a task? False only after a read found it holding nothing and no
-    /// claim for it happened since (a lease is only ever taken by a claim).
-    pub fn may_hold(&self, device_id: i64) -> bool {
+    /// May the device hold a task? `None` only after a read found it holding nothing and no
+    /// claim for it happened since (a lease is only ever taken by a claim); otherwise the
+    /// device's claim count, to pass to `saw_nothing_held` after reading what it holds.
+    pub fn may_hold(&self, device_id: i64) -> Option<u64> {
         let g = self.lock();
         let now = g.claims.get(&device_id).copied().unwrap_or(0);
-        g.seen_empty.get(&device_id) != Some(&now)
+        (g.seen_empty.get(&device_id) != Some(&now)).then_some(now)
     }
 
     /// A read that started at claim count `generation` found the device holding nothing.

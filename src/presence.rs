@@ -74,22 +74,14 @@ impl Presence {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The time of the device's latest heartbeat seen by this process, if any.
-    pub fn last(&self, device_id: i64) -> Option<String> {
+    /// Remembers `at` as the time of the device's latest heartbeat and returns the previous one
+    /// seen by this process, if any (kept across flushes, so online time is counted from the
+    /// previous beat, not from a cached row's older time).
+    pub fn swap_last(&self, device_id: i64, at: &str) -> Option<String> {
         self.last_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&device_id)
-            .cloned()
-    }
-
-    /// Remembers the time of a device's latest heartbeat (kept across flushes, so online time is
-    /// counted from the previous beat, not from a cached row's older time).
-    pub fn seen(&self, device_id: i64, at: &str) {
-        self.last_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(device_id, at.to_string());
+            .insert(device_id, at.to_string())
     }
 
     /// Records a heartbeat in memory.

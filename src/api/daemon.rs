@@ -35,10 +35,8 @@ pub struct Beat {
 pub struct BeatReply {
     /// The device as it now stands (status and facts as just reported); shared with the
     /// heartbeat-row cache when the beat changed nothing.
+    /// Its `config` reaches the daemon in the reply: interval changes travel this way.
     pub device: Arc<BeatRow>,
-    /// Its config object: interval changes reach the daemon this way.
-    pub config: Value,
-    pub pending_count: i64,
     pub cancel_tasks: Vec<String>,
 }
 
@@ -80,14 +78,13 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
     let prev_last = cx
         .app
         .presence
-        .last(dev.id)
+        .swap_last(dev.id, &now)
         .or_else(|| row.last_heartbeat_at.clone());
     let online_secs = match prev_last {
         Some(last) if row.status != "offline" => time::millis_between(&last, &now)
             .map_or(0, |ms| ((ms + 500) / 1000).min(2 * interval as u64) as i64),
         _ => 0,
     };
-    cx.app.presence.seen(dev.id, &now);
     let after = if status != row.status || row.differs(&b.facts) {
         let mut after = BeatRow::clone(&row);
         after.status = status.clone();
@@ -138,15 +135,16 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
     let listed = b.current_tasks;
     let cutoff = time::fmt(now_t - std::time::Duration::from_secs(interval as u64));
     let (mut give, mut cancel_tasks) = (Vec::new(), Vec::new());
-    let hold_generation = cx.app.hints.hold_generation(dev.id);
-    let held = if cx.app.hints.may_hold(dev.id) {
-        tasks::held_by(cx.db, dev.id)?
-    } else {
-        Vec::new()
+    let held = match cx.app.hints.may_hold(dev.id) {
+        Some(generation) => {
+            let held = tasks::held_by(cx.db, dev.id)?;
+            if held.is_empty() {
+                cx.app.hints.saw_nothing_held(dev.id, generation);
+            }
+            held
+        }
+        None => Vec::new(),
     };
-    if held.is_empty() {
-        cx.app.hints.saw_nothing_held(dev.id, hold_generation);
-    }
     for (id, st, started) in held {
         let omitted = listed.as_ref().is_some_and(|l| !l.contains(&id));
         let long_held = started.as_deref().is_some_and(|s| s < cutoff.as_str());
@@ -157,17 +155,19 @@ pub fn heartbeat(cx: &Ctx, dev: &DeviceCaller, b: Beat) -> ApiResult<BeatReply> 
         }
     }
     give_back(cx.app, give, "Given back: the daemon stopped reporting it")?;
-    let pending_count = if status != "offline" && cx.app.hints.maybe(dev.id, dev.user_id) {
-        tasks::count_claimable(cx.db, dev.id, dev.user_id)?
-    } else {
-        0
-    };
     Ok(BeatReply {
-        config: after.config.clone(),
         device: after,
-        pending_count,
         cancel_tasks,
     })
+}
+
+/// Tasks the device could claim now (`/v1` heartbeat's `pending_count`); 0 while offline, and
+/// answered from memory when the claimable-work index says there is none.
+pub fn pending_count(cx: &Ctx, dev: &DeviceCaller, r: &BeatReply) -> ApiResult<i64> {
+    if r.device.status == "offline" || !cx.app.hints.maybe(dev.id, dev.user_id) {
+        return Ok(0);
+    }
+    Ok(tasks::count_claimable(cx.db, dev.id, dev.user_id)?)
 }
 
 /// Writes a `device_online`/`device_offline` message (once per transition).
@@ -209,7 +209,7 @@ pub fn claim(cx: &Ctx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
     let grace = cx.cfg().lease_grace.as_millis() as i64;
     cx.write(move |c| {
         let d =
-            devices::get_by_id(c, did)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
+            devices::beat_row(c, did)?.ok_or_else(|| ApiError::unauthorized("Device deleted"))?;
         let (dev_running, user_running) = tasks::running_counts(c, did, uid)?;
         let mut n = limit.min(d.config_int("max_concurrent_tasks", 3) - dev_running);
         if let Some(plan_max) = users::limits(c, uid)?.max_concurrent_tasks {

@@ -4,8 +4,8 @@
 use crate::db::tasks::Task;
 use serde_json::{Map, Value, json};
 
-/// Parses a stored JSON column back into a value.
-fn json_col(s: &Option<String>) -> Value {
+/// Parses a stored JSON column (`args`, `env`, ...) back into a value; `null` if absent.
+pub fn json_col(s: &Option<String>) -> Value {
     s.as_deref()
         .and_then(|v| serde_json::from_str(v).ok())
         .unwrap_or(Value::Null)
@@ -52,8 +52,9 @@ pub fn claimed_json(t: &Task) -> Value {
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    let env = json_col(&t.env);
     args.insert("cwd".into(), json!(t.cwd));
-    args.insert("env".into(), json_col(&t.env));
+    args.insert("env".into(), env.clone());
     args.insert("timeout".into(), json!(t.timeout_ms));
     json!({
         "id": t.id,
@@ -61,7 +62,7 @@ pub fn claimed_json(t: &Task) -> Value {
         "command": t.command,
         "args": args,
         "cwd": t.cwd,
-        "env": json_col(&t.env),
+        "env": env,
         "timeout": t.timeout_ms,
         "priority": t.priority,
         "max_retries": t.max_retries,

@@ -5,9 +5,6 @@ use super::OptionalRow;
 use crate::time;
 use rusqlite::{Connection, params};
 
-/// Default device config (Full: `POST /daemon/register`'s reply).
-pub const DEFAULT_CONFIG: &str = r#"{"heartbeat_interval":30,"task_check_interval":10,"log_upload_enabled":true,"max_concurrent_tasks":3}"#;
-
 /// A device as the authentication layer sees it.
 #[derive(Clone, Debug)]
 pub struct DeviceAuth {
@@ -97,16 +94,6 @@ pub struct Device {
     pub updated_at: String,
     /// Running tasks it holds now.
     pub current_tasks: i64,
-}
-
-impl Device {
-    /// An integer setting from `config`, or `default`.
-    pub fn config_int(&self, key: &str, default: i64) -> i64 {
-        serde_json::from_str::<serde_json::Value>(&self.config)
-            .ok()
-            .and_then(|v| v.get(key).and_then(|x| x.as_i64()))
-            .unwrap_or(default)
-    }
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.uuid, d.user_id, d.name, d.machine_id, d.is_primary, d.key_prefix, \
@@ -315,13 +302,17 @@ pub struct BeatRow {
 }
 
 impl BeatRow {
+    /// An integer setting from `config`, or `default`.
+    pub fn config_int(&self, key: &str, default: i64) -> i64 {
+        self.config
+            .get(key)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(default)
+    }
+
     /// `config.heartbeat_interval` in seconds (default 30, at least 1).
     pub fn interval(&self) -> i64 {
-        self.config
-            .get("heartbeat_interval")
-            .and_then(|x| x.as_i64())
-            .unwrap_or(30)
-            .max(1)
+        self.config_int("heartbeat_interval", 30).max(1)
     }
 
     /// Would these facts change the stored ones?

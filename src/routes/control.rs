@@ -10,6 +10,7 @@
 use super::{Family, Outcome, not_found_route};
 use crate::api::daemon::{self, Beat, Reported, ResultRequest};
 use crate::api::devices::fact;
+use crate::api::task_json::json_col;
 use crate::app::Ctx;
 use crate::auth::{DeviceCaller, require_device};
 use crate::db::devices::{BeatRow, Facts};
@@ -49,15 +50,8 @@ fn device_short(d: &BeatRow) -> Value {
 
 /// A claimed task as the daemon runs it.
 fn command(t: &Task, device_uuid: &str) -> Value {
-    let args = t
-        .args
-        .as_deref()
-        .and_then(|a| serde_json::from_str::<Value>(a).ok())
-        .filter(Value::is_array);
-    let env = t
-        .env
-        .as_deref()
-        .and_then(|e| serde_json::from_str::<Value>(e).ok());
+    let args = Some(json_col(&t.args)).filter(Value::is_array);
+    let env = Some(json_col(&t.env)).filter(|e| !e.is_null());
     json!({
         "id": t.id,
         "deviceId": device_uuid,

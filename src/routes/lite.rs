@@ -7,7 +7,7 @@
 use super::{Family, Outcome, not_found_route, poll, poll_limit, poll_wait};
 use crate::api::daemon::{self, Beat, ResultRequest};
 use crate::api::devices::fact;
-use crate::api::task_json::task_json;
+use crate::api::task_json::{json_col, task_json};
 use crate::api::tasks::{self, CreateTaskRequest, Creator};
 use crate::api::{auth as accounts, health};
 use crate::app::Ctx;
@@ -46,10 +46,7 @@ pub fn dispatch(cx: &Ctx) -> Outcome {
 
 /// A claimed task in Lite's shape.
 fn lite_task(t: &Task) -> Value {
-    let env = t
-        .env
-        .as_deref()
-        .and_then(|e| serde_json::from_str::<Value>(e).ok());
+    let env = json_col(&t.env);
     json!({"id": t.id, "command": t.command, "timeout": t.timeout_ms, "cwd": t.cwd, "env": env, "priority": t.priority, "attempt": t.attempt})
 }
 

@@ -103,8 +103,8 @@ pub fn heartbeat(cx: &Ctx, d: &DeviceCaller) -> ApiResult<Value> {
     let r = daemon::heartbeat(cx, d, beat)?;
     Ok(json!({
         "device_status": r.device.status,
-        "config": r.config,
-        "pending_count": r.pending_count,
+        "config": r.device.config,
+        "pending_count": daemon::pending_count(cx, d, &r)?,
         "cancel_tasks": r.cancel_tasks,
     }))
 }
