@@ -38,6 +38,19 @@ pub struct App {
     pub stopping: AtomicBool,
 }
 
+impl App {
+    /// A device's row or key was changed by something other than its own heartbeat (rename,
+    /// config, re-registration, key rotation, deletion): its cached key and heartbeat row are
+    /// forgotten, and its parked polls wake to re-check their credential (a rotated or deleted
+    /// device's poll answers 401 now rather than at its deadline). One place, so no caller
+    /// can forget one of the three.
+    pub fn device_changed(&self, device_id: i64) {
+        self.device_keys.forget_device(device_id);
+        self.presence.forget_row(device_id);
+        self.park.wake_device(device_id);
+    }
+}
+
 /// One request being handled.
 pub struct Ctx<'a> {
     pub app: &'a App,

@@ -63,7 +63,7 @@ pub fn rename(cx: &Ctx, user_id: i64, uuid: &str, name: &str) -> ApiResult<Devic
     let d = get(cx, user_id, uuid)?;
     let name = validate_name(name)?;
     cx.write(move |c| Ok(devices::rename(c, d.id, &name)?))?;
-    cx.app.presence.forget_row(d.id);
+    cx.app.device_changed(d.id);
     get(cx, user_id, uuid)
 }
 
@@ -100,7 +100,7 @@ pub fn set_config(
     }
     let text = Value::Object(cfg).to_string();
     cx.write(move |c| Ok(devices::set_config(c, d.id, &text)?))?;
-    cx.app.presence.forget_row(d.id);
+    cx.app.device_changed(d.id);
     get(cx, user_id, uuid)
 }
 
@@ -110,10 +110,7 @@ pub fn rotate_key(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<(Device, Stri
     let (key, material) = device_key_material(&cx.app.sealer);
     let id = d.id;
     cx.write(move |c| Ok(devices::set_key(c, id, &material)?))?;
-    cx.app.device_keys.forget_device(id);
-    cx.app.presence.forget_row(id);
-    // A poll parked with the old key answers 401 now rather than at its deadline.
-    cx.app.park.wake_device(id);
+    cx.app.device_changed(id);
     Ok((get(cx, user_id, uuid)?, key))
 }
 
@@ -139,9 +136,7 @@ pub fn delete(cx: &Ctx, user_id: i64, uuid: &str) -> ApiResult<()> {
         Ok(released)
     })?;
     announce(cx.app, &released);
-    cx.app.device_keys.forget_device(id);
-    cx.app.presence.forget_row(id);
-    cx.app.park.wake_device(id);
+    cx.app.device_changed(id);
     Ok(())
 }
 
@@ -212,7 +207,7 @@ pub fn register(
         devices::set_facts(c, id, &facts)?;
         Ok((id, None))
     })?;
-    cx.app.presence.forget_row(id);
+    cx.app.device_changed(id);
     let d = devices::get_by_id(cx.db, id)?
         .ok_or_else(|| ApiError::internal("registered device vanished"))?;
     match sealed {
