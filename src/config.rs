@@ -113,12 +113,18 @@ impl Default for Config {
             max_output: MIB,
             max_log_upload: 10 * MIB,
             max_kv_value: MIB,
-            hash_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            hash_threads: cores_up_to_two(),
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
         }
     }
+}
+
+/// The cores this process may run on (its CPU affinity: `taskset`, a cpuset, the VPS size),
+/// capped at two: the sizing rule of the hashing pool and of glibc's malloc arenas.
+pub fn cores_up_to_two() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 impl Config {
@@ -337,6 +343,7 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let c = cfg(&[]).expect("defaults are valid");
         assert_eq!(c.hash_threads, cores.min(2));
+        assert_eq!(cores_up_to_two(), cores.min(2));
         assert_eq!(
             cfg(&[("CCJK_HASH_THREADS", "1")]).map(|c| c.hash_threads),
             Ok(1)

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 /// once with the tunables added (an admin's own `GLIBC_TUNABLES` setting of the threshold wins
 /// and skips the re-execution).
 fn malloc_tunables() -> String {
-    let arenas = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let arenas = ccjk_cloud::config::cores_up_to_two();
     format!(
         "glibc.malloc.mmap_threshold=131072:glibc.malloc.tcache_count=0:glibc.malloc.arena_max={arenas}"
     )
