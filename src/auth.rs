@@ -138,6 +138,14 @@ fn stale(last_used: Option<&str>) -> bool {
     last_used.is_none_or(|t| t < time::before(TOUCH_EVERY).as_str())
 }
 
+/// Has the session gone unused for longer than `CCJK_SESSION_IDLE_TTL`? Such a session
+/// neither authenticates nor can be refreshed back to life (the janitor revokes it later).
+pub fn idle_expired(cx: &Ctx, s: &sessions::Session) -> bool {
+    cx.cfg()
+        .session_idle_ttl
+        .is_some_and(|idle| s.last_used_at < time::before(idle))
+}
+
 fn session_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
     let s = sessions::find_by_token(cx.db, &sha256(token))?
         .ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
@@ -148,9 +156,7 @@ fn session_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
     if s.expires_at.as_deref().is_some_and(|e| e <= now.as_str()) {
         return Err(ApiError::unauthorized("Session expired; refresh it"));
     }
-    if let Some(idle) = cx.cfg().session_idle_ttl
-        && s.last_used_at < time::before(idle)
-    {
+    if idle_expired(cx, &s) {
         return Err(ApiError::unauthorized("Session expired after inactivity"));
     }
     let user = active_user(cx, s.user_id)?;

@@ -331,7 +331,8 @@ pub fn primary_device_key(cx: &Ctx, user_id: i64) -> ApiResult<String> {
 }
 
 /// `POST /v1/auth/refresh`: a new token pair; the old pair stops working at once.
-/// Errors: 401 for an unknown, used, expired or revoked refresh token.
+/// Errors: 401 for an unknown, used, expired or revoked refresh token, or for a session idle
+/// past `CCJK_SESSION_IDLE_TTL`.
 pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
     let bad = || ApiError::unauthorized("Invalid refresh token");
     if !refresh_token.starts_with(REFRESH_PREFIX) {
@@ -340,6 +341,7 @@ pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
     let old = sha256(refresh_token);
     let s = sessions::find_by_refresh(cx.db, &old)?.ok_or_else(bad)?;
     if s.revoked_at.is_some()
+        || crate::auth::idle_expired(cx, &s)
         || s.refresh_expires_at
             .as_deref()
             .is_some_and(|e| e <= time::now().as_str())

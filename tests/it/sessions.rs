@@ -352,10 +352,17 @@ fn expired_refresh_tokens_and_idle_sessions_are_401() {
     });
     let (_, refresh, _) = s.register("fi@example.com");
     let idle = TestServer::start_with(|c| c.session_idle_ttl = Some(Duration::from_secs(2)));
-    let (token, _, _) = idle.register("gu@example.com");
+    let (token, idle_refresh, _) = idle.register("gu@example.com");
     assert_v1_ok(&idle.get("/v1/auth/me", Some(&token)), 200);
     sleep(Duration::from_millis(2300));
     let r = s.post_json("/v1/auth/refresh", None, json!({"refresh_token": refresh}));
     assert_v1_error(&r, 401, "UNAUTHORIZED");
     assert_v1_error(&idle.get("/v1/auth/me", Some(&token)), 401, "UNAUTHORIZED");
+    // Refreshing does not bring an idle session back to life.
+    let r = idle.post_json(
+        "/v1/auth/refresh",
+        None,
+        json!({"refresh_token": idle_refresh}),
+    );
+    assert_v1_error(&r, 401, "UNAUTHORIZED");
 }
