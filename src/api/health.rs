@@ -2,6 +2,7 @@
 //! meta rows and §9.
 
 use crate::app::Ctx;
+use crate::db::{devices, tasks};
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Value, json};
 
@@ -48,11 +49,7 @@ pub fn metrics(cx: &Ctx) -> ApiResult<String> {
         "counter",
         crate::password::computed(),
     );
-    let size: i64 = cx.db.query_row(
-        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
-        [],
-        |r| r.get(0),
-    )?;
+    let size = crate::db::file_bytes(cx.db)?;
     gauge(
         "ccjk_database_bytes",
         "size of the main database file",
@@ -65,11 +62,7 @@ pub fn metrics(cx: &Ctx) -> ApiResult<String> {
         "gauge",
         cx.app.park.len() as u64,
     );
-    let online: i64 = cx.db.query_row(
-        "SELECT count(*) FROM devices WHERE status != 'offline'",
-        [],
-        |r| r.get(0),
-    )?;
+    let online = devices::count_online(cx.db)?;
     gauge(
         "ccjk_devices_online",
         "devices not offline",
@@ -77,12 +70,7 @@ pub fn metrics(cx: &Ctx) -> ApiResult<String> {
         online.max(0) as u64,
     );
     out.push_str("# HELP ccjk_tasks tasks by status\n# TYPE ccjk_tasks gauge\n");
-    let mut st = cx
-        .db
-        .prepare("SELECT status, count(*) FROM tasks GROUP BY status")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    for row in rows {
-        let (status, n) = row?;
+    for (status, n) in tasks::count_by_status(cx.db)? {
         out.push_str(&format!("ccjk_tasks{{status=\"{status}\"}} {n}\n"));
     }
     Ok(out)

@@ -167,6 +167,15 @@ pub fn by_machine_id(
     .optional()
 }
 
+/// Devices of all users whose status is not `offline` (`/metrics`).
+pub fn count_online(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM devices WHERE status != 'offline'",
+        [],
+        |r| r.get(0),
+    )
+}
+
 /// How many devices the user has.
 pub fn count(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
     c.prepare_cached("SELECT count(*) FROM devices WHERE user_id = ?1")?

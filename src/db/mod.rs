@@ -139,6 +139,15 @@ impl Db {
     }
 }
 
+/// Size of the main database file in bytes (page count × page size), for `/metrics`.
+pub fn file_bytes(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+        [],
+        |r| r.get(0),
+    )
+}
+
 /// Text of a caught panic payload, for the log.
 pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()

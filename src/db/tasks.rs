@@ -216,6 +216,12 @@ pub fn list(c: &Connection, user_id: i64, f: &Filter) -> rusqlite::Result<Vec<Ta
     .collect()
 }
 
+/// (status, number of tasks) over all users (`/metrics`).
+pub fn count_by_status(c: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st = c.prepare("SELECT status, count(*) FROM tasks GROUP BY status")?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+}
+
 /// Number of tasks created in a session.
 pub fn count_in_session(c: &Connection, session_id: i64) -> rusqlite::Result<i64> {
     c.prepare_cached("SELECT count(*) FROM tasks WHERE session_id = ?1")?
