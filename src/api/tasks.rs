@@ -353,13 +353,13 @@ pub fn is_for_device(t: &Task, device_id: i64) -> bool {
 /// `own_device`: a device caller may cancel only its own device's tasks.
 /// Errors: 404, 409 `TASK_NOT_CANCELLABLE` for a final task.
 pub fn cancel(cx: &Ctx, user_id: i64, id: &str, own_device: Option<i64>) -> ApiResult<Task> {
-    let t = get(cx, user_id, id)?;
-    if own_device.is_some_and(|d| !is_for_device(&t, d)) {
-        return Err(ApiError::not_found("Task"));
-    }
-    let (id, hints) = (t.id.clone(), cx.app.hints.clone());
-    let holder = cx.write(move |c| {
-        let t = tasks::get(c, user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+    let (id, hints) = (id.to_string(), cx.app.hints.clone());
+    // One read before the change (inside the job, so the status cannot move meanwhile) and one
+    // after it, which is also the reply.
+    let (holder, after) = cx.write(move |c| {
+        let t = tasks::get(c, user_id, &id)?
+            .filter(|t| own_device.is_none_or(|d| is_for_device(t, d)))
+            .ok_or_else(|| ApiError::not_found("Task"))?;
         let why = "Cancelled by user";
         let holder = match t.status.as_str() {
             "queued" | "pending" => {
@@ -377,16 +377,16 @@ pub fn cancel(cx: &Ctx, user_id: i64, id: &str, own_device: Option<i64>) -> ApiR
                 ));
             }
         };
-        if let Some(after) = tasks::get(c, user_id, &id)? {
-            after_final(c, &after, &hints)?;
-        }
-        Ok(holder)
+        let after = tasks::get(c, user_id, &id)?
+            .ok_or_else(|| ApiError::internal("cancelled task vanished"))?;
+        after_final(c, &after, &hints)?;
+        Ok((holder, after))
     })?;
     if let Some(d) = holder {
         cx.app.park.wake_device(d);
         capacity_freed(cx.app, user_id);
     }
-    get(cx, user_id, &t.id)
+    Ok(after)
 }
 
 /// `POST /v1/tasks/{id}/retry`: a new task with the same command and settings and
