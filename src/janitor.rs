@@ -47,11 +47,12 @@ pub fn run_once(app: &App, conn: &rusqlite::Connection) -> ApiResult<()> {
     let silent = devices::silent(conn, &now)?;
     if !silent.is_empty() {
         let n = silent.len();
-        let ids: Vec<i64> = silent.iter().map(|(id, _, _)| *id).collect();
+        let ids = silent.clone();
         app.db.write(move |c| {
-            for (id, _, _) in silent {
+            // The row as it stands inside the job (a beat may have renamed it meanwhile).
+            for id in silent {
                 if devices::set_status(c, id, "offline")?
-                    && let Some(d) = devices::get_by_id(c, id)?
+                    && let Some(d) = devices::beat_row(c, id)?
                 {
                     record_transition(c, d.user_id, d.id, &d.name, &d.uuid, "device_offline")?;
                 }

@@ -281,13 +281,14 @@ pub fn add_uptime(c: &Connection, id: i64, day: &str, seconds: i64) -> rusqlite:
     Ok(())
 }
 
-/// Devices not `offline` whose last heartbeat is older than 3 × their interval (SPEC §7.2).
-pub fn silent(c: &Connection, now: &str) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+/// Ids of devices not `offline` whose last heartbeat is older than 3 × their interval
+/// (SPEC §7.2).
+pub fn silent(c: &Connection, now: &str) -> rusqlite::Result<Vec<i64>> {
     c.prepare_cached(
-        "SELECT id, user_id, name FROM devices WHERE status != 'offline' AND (last_heartbeat_at IS NULL OR \
+        "SELECT id FROM devices WHERE status != 'offline' AND (last_heartbeat_at IS NULL OR \
          last_heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || (3 * coalesce(json_extract(config, '$.heartbeat_interval'), 30)) || ' seconds'))",
     )?
-    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .query_map([now], |r| r.get(0))?
     .collect()
 }
 
