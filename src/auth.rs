@@ -44,8 +44,8 @@ pub struct UserCaller {
     pub api_key_id: Option<i64>,
     /// `None` = every scope (session tokens).
     scopes: Option<Vec<String>>,
-    pub is_admin: bool,
-    pub plan: String,
+    /// The account as read when the credential was checked (active by then).
+    pub user: Box<users::User>,
 }
 
 impl UserCaller {
@@ -169,8 +169,7 @@ fn session_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
         session_id: Some(s.id),
         api_key_id: None,
         scopes: None,
-        is_admin: user.is_admin,
-        plan: user.plan,
+        user: Box::new(user),
     })
 }
 
@@ -196,8 +195,7 @@ fn api_key_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
         session_id: None,
         api_key_id: Some(k.id),
         scopes: Some(k.scopes),
-        is_admin: user.is_admin,
-        plan: user.plan,
+        user: Box::new(user),
     })
 }
 

@@ -409,8 +409,7 @@ pub fn update_profile(cx: &Ctx, caller: &UserCaller, p: ProfileInput) -> ApiResu
 /// other session of the user. Hashes twice: call on a hashing thread. Errors: 401, 422, 429.
 pub fn change_password(cx: &Ctx, caller: &UserCaller, current: &str, new: &str) -> ApiResult<()> {
     password::validate("new_password", new)?;
-    let user = users::find(cx.db, caller.user_id)?.ok_or_else(ApiError::invalid_credentials)?;
-    login(cx, &user.email, current)?;
+    login(cx, &caller.user.email, current)?;
     let hash = password::hash(new)?;
     let (uid, keep) = (caller.user_id, caller.session_id);
     cx.write(move |c| {

@@ -30,7 +30,7 @@ pub fn metrics(cx: &Ctx) -> ApiResult<String> {
         || cx.req.ip == "unix";
     if !loopback {
         let admin =
-            matches!(crate::auth::resolve(cx), Ok(crate::auth::Caller::User(u)) if u.is_admin);
+            matches!(crate::auth::resolve(cx), Ok(crate::auth::Caller::User(u)) if u.user.is_admin);
         if !admin {
             return Err(ApiError::forbidden(
                 "Metrics are for loopback clients and admins",

@@ -10,7 +10,7 @@ use crate::app::Ctx;
 use crate::auth::{UserCaller, require_session};
 use crate::db::sessions::Session;
 use crate::db::tasks::Task;
-use crate::db::users::{self, User};
+use crate::db::users::User;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use serde::Deserialize;
@@ -70,9 +70,8 @@ fn login(cx: &Ctx) -> ApiResult<Value> {
 /// `GET /api/auth/verify`: failures add `valid: false` to the error body.
 fn verify(cx: &Ctx) -> Outcome {
     let r = require_session(cx).and_then(|u| {
-        let user = users::find(cx.db, u.user_id)?
-            .ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
         let s = sessions::get(cx, &u, u.session_id.unwrap_or_default())?;
+        let user = &u.user;
         Ok(json!({
             "valid": true,
             "user": {"id": user.id, "username": user.username, "email": user.email},
@@ -98,11 +97,9 @@ fn logout(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 fn me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let user =
-        users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::unauthorized("Invalid session"))?;
     let s = sessions::get(cx, u, u.session_id.unwrap_or_default())?;
     Ok(json!({
-        "user": user_short(&user),
+        "user": user_short(&u.user),
         "current_session": {"id": s.id, "name": s.name, "created_at": s.created_at},
     }))
 }

@@ -58,15 +58,13 @@ pub fn logout(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 pub fn me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
-    let user =
-        crate::db::users::find(cx.db, u.user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
     let current = match u.session_id {
         Some(id) => sessions::get(cx, u, id)
             .ok()
             .map(|s| accounts::session_json(&s)),
         None => None,
     };
-    Ok(json!({"user": accounts::user_json(&user), "current_session": current}))
+    Ok(json!({"user": accounts::user_json(&u.user), "current_session": current}))
 }
 
 pub fn update_me(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
