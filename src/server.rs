@@ -110,11 +110,15 @@ fn client_ip(raw: &tiny_http::Request, trusted_proxy: bool) -> String {
     }
 }
 
-/// Writes `reply` to the client and logs the access line.
-pub fn finish(raw: tiny_http::Request, reply: Reply, meta: &Meta) {
-    let status = reply.status;
-    let len = reply.body.len();
-    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
+/// The tiny_http response for `reply` with `body` (the reply's own, or none when the body is
+/// written after an `upgrade`): status, content type, request id, no caching, the reply's
+/// own headers.
+fn response(
+    reply: &Reply,
+    body: Vec<u8>,
+    meta: &Meta,
+) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut resp = tiny_http::Response::from_data(body).with_status_code(reply.status);
     let mut add = |k: &str, v: &str| {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
@@ -126,21 +130,32 @@ pub fn finish(raw: tiny_http::Request, reply: Reply, meta: &Meta) {
     for (k, v) in &reply.headers {
         add(k, v);
     }
-    let sent = raw.respond(resp);
-    let ms = meta.started.elapsed().as_secs_f64() * 1000.0;
+    resp
+}
+
+/// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
+fn log_access(meta: &Meta, reply: &Reply, len: usize, write_error: Option<std::io::Error>) {
     log::info!(
         target: "access",
         "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}",
         meta.ip,
         meta.method,
         redact_url(&meta.url),
-        status,
+        reply.status,
         len,
-        ms,
+        meta.started.elapsed().as_secs_f64() * 1000.0,
         meta.request_id,
         reply.error_code.map(|c| format!(" code={c}")).unwrap_or_default(),
-        sent.err().map(|e| format!(" write_error={e}")).unwrap_or_default(),
+        write_error.map(|e| format!(" write_error={e}")).unwrap_or_default(),
     );
+}
+
+/// Writes `reply` to the client and logs the access line.
+pub fn finish(raw: tiny_http::Request, mut reply: Reply, meta: &Meta) {
+    let body = std::mem::take(&mut reply.body);
+    let len = body.len();
+    let sent = raw.respond(response(&reply, body, meta));
+    log_access(meta, &reply, len, sent.err());
 }
 
 /// Runs the route table for `req` on this thread, turning a panic into a 500.
@@ -187,25 +202,11 @@ pub fn deliver(
 
 /// Answers a request whose body is over its cap without reading the body.
 fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: bool) {
-    let resp = |r: &Reply| {
-        let mut x = tiny_http::Response::from_data(r.body.clone()).with_status_code(r.status);
-        if let Ok(h) =
-            tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes())
-        {
-            x.add_header(h);
-        }
-        if let Ok(h) =
-            tiny_http::Header::from_bytes(&b"X-Request-Id"[..], meta.request_id.as_bytes())
-        {
-            x.add_header(h);
-        }
-        x
-    };
     let draining = DRAINING.fetch_add(1, Ordering::SeqCst);
     if !huge && draining < MAX_DRAINING {
         // Dropping the request drains the unread body; do it off the worker so a client that
         // never sends the body cannot hold a worker.
-        let r = resp(&reply);
+        let r = response(&reply, reply.body.clone(), &meta);
         let spawned = thread::Builder::new()
             .name("ccjk-drain".into())
             .spawn(move || {
@@ -224,10 +225,7 @@ fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: boo
             meta.request_id,
             meta.ip
         );
-        let mut head = resp(&Reply {
-            body: Vec::new(),
-            ..reply.clone()
-        });
+        let mut head = response(&reply, Vec::new(), &meta);
         if let Ok(h) = tiny_http::Header::from_bytes(
             &b"Content-Length"[..],
             reply.body.len().to_string().as_bytes(),
@@ -238,15 +236,7 @@ fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: boo
         let _ = stream.write_all(&reply.body).and_then(|_| stream.flush());
         std::mem::forget(stream);
     }
-    log::info!(
-        target: "access",
-        "{} \"{} {}\" 413 - {:.1}ms rid={} code=PAYLOAD_TOO_LARGE",
-        meta.ip,
-        meta.method,
-        redact_url(&meta.url),
-        meta.started.elapsed().as_secs_f64() * 1000.0,
-        meta.request_id
-    );
+    log_access(&meta, &reply, reply.body.len(), None);
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.
