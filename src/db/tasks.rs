@@ -363,11 +363,12 @@ pub fn keep_cancelled_output(
     device_id: i64,
     o: &Outcome,
 ) -> rusqlite::Result<bool> {
-    let n = c.execute(
-        "UPDATE tasks SET exit_code = ?3, stdout = ?4, stderr = ?5, lease_expires_at = NULL, updated_at = ?6 \
-         WHERE id = ?1 AND claimed_by = ?2 AND status = 'cancelled' AND lease_expires_at IS NOT NULL",
-        params![id, device_id, o.exit_code, o.stdout, o.stderr, time::now()],
-    )?;
+    let n = c
+        .prepare_cached(
+            "UPDATE tasks SET exit_code = ?3, stdout = ?4, stderr = ?5, lease_expires_at = NULL, updated_at = ?6 \
+             WHERE id = ?1 AND claimed_by = ?2 AND status = 'cancelled' AND lease_expires_at IS NOT NULL",
+        )?
+        .execute(params![id, device_id, o.exit_code, o.stdout, o.stderr, time::now()])?;
     Ok(n == 1)
 }
 
@@ -380,11 +381,12 @@ pub fn progress(
     stdout: Option<&str>,
     stderr: Option<&str>,
 ) -> rusqlite::Result<bool> {
-    let n = c.execute(
-        "UPDATE tasks SET progress = ?3, stdout = coalesce(?4, stdout), stderr = coalesce(?5, stderr), updated_at = ?6 \
-         WHERE id = ?1 AND claimed_by = ?2 AND status = 'running'",
-        params![id, device_id, p, stdout, stderr, time::now()],
-    )?;
+    let n = c
+        .prepare_cached(
+            "UPDATE tasks SET progress = ?3, stdout = coalesce(?4, stdout), stderr = coalesce(?5, stderr), updated_at = ?6 \
+             WHERE id = ?1 AND claimed_by = ?2 AND status = 'running'",
+        )?
+        .execute(params![id, device_id, p, stdout, stderr, time::now()])?;
     Ok(n == 1)
 }
 
