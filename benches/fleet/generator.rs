@@ -1,8 +1,8 @@
 //! The load generator process (pinned to core 1 by the bench's re-exec): sets up the users and
-//! devices, runs the selected phases in order (hot, ceiling, login, fleet, idle), reads the
-//! server's `/proc` entries around each, checks that it was not itself the bottleneck, and
-//! prints every figure as one JSON object on stdout for the bench's main process to render.
-//! Progress goes to stderr.
+//! devices, runs the selected phases in order (hot and ceiling in alternating rounds, then
+//! login, fleet, idle), reads the server's `/proc` entries around each, checks that it was not
+//! itself the bottleneck, and prints every figure as one JSON object on stdout for the bench's
+//! main process to render. Progress goes to stderr.
 
 use crate::client;
 use crate::fleet;
@@ -23,6 +23,8 @@ pub const CORE_SATURATED_PCT: f64 = 95.0;
 pub const NOISE_PCT: f64 = 10.0;
 /// Runs of a phase before an invalid one is reported as such.
 pub const ATTEMPTS: u32 = 3;
+/// `hot` and `ceiling` alternate in this many rounds, each a share of the phase's duration.
+pub const ROUNDS: u32 = 2;
 
 pub struct Args {
     pub server: SocketAddr,
@@ -85,37 +87,75 @@ pub fn run(a: &Args) -> Result<Value, String> {
         reqs: Arc::new(pairs),
     };
     let (warm, dur) = (secs(a, 1.0, 0.5), secs(a, 10.0, 3.0));
-    if want("hot") {
-        eprintln!(
-            "fleet bench: hot: 64 connections, {} s ...",
-            dur.as_secs_f64()
-        );
-        let mut v = measured("hot", &[""], &mut invalid, || {
-            phases::closed_loop(a.server, pid, &l, 64, warm, dur, tck)
-        });
-        v["endpoints"] = json!(names);
-        out.insert("hot".into(), v);
-        peak("hot");
-    }
-    if want("ceiling")
-        && let Some((addr, cpid)) = &a.ceiling
-    {
-        eprintln!(
-            "fleet bench: ceiling: the same load against a constant-answer tiny_http server ..."
-        );
-        setup::wait_healthy(*addr, Duration::from_secs(10))?;
-        let mut v = measured("ceiling", &[""], &mut invalid, || {
-            phases::closed_loop(*addr, cpid, &l, 64, warm, dur, tck)
-        });
-        v["endpoints"] = json!(names);
-        if let Some(hot) = out.get("hot")
-            && let (Some(x), Some(y)) = (hot["req_per_s"].as_f64(), v["req_per_s"].as_f64())
-            && y > 0.0
-        {
-            v["ratio"] = json!((x / y * 100.0).round() / 100.0);
+    let ceiling = a.ceiling.as_ref().filter(|_| want("ceiling"));
+    if want("hot") || ceiling.is_some() {
+        let mut windows = Vec::new();
+        if want("hot") {
+            windows.push("hot");
         }
-        v["server_peak_rss_kb"] = json!(procfs::mem(cpid).unwrap_or_default().hwm_kb);
-        out.insert("ceiling".into(), v);
+        if let Some((addr, _)) = ceiling {
+            setup::wait_healthy(*addr, Duration::from_secs(10))?;
+            windows.push("ceiling");
+        }
+        eprintln!(
+            "fleet bench: {}: 64 connections, {ROUNDS} rounds of {} s each, interleaved ...",
+            windows.join(" and "),
+            dur.as_secs_f64() / ROUNDS as f64
+        );
+        let mut v = measured(&windows.join("+"), &windows, &mut invalid, || {
+            // Alternating rounds (hot, ceiling, hot, ceiling) so that a slow spell of the
+            // shared machine weighs on both sides of the ratio alike.
+            let (mut hot, mut ceil) = (None::<phases::Closed>, None::<phases::Closed>);
+            let round = dur / ROUNDS;
+            for _ in 0..ROUNDS {
+                if want("hot") {
+                    let r = phases::closed_loop(a.server, pid, &l, 64, warm, round, tck);
+                    match &mut hot {
+                        Some(h) => h.merge(r),
+                        None => hot = Some(r),
+                    }
+                }
+                if let Some((addr, cpid)) = ceiling {
+                    let r = phases::closed_loop(*addr, cpid, &l, 64, warm, round, tck);
+                    match &mut ceil {
+                        Some(c) => c.merge(r),
+                        None => ceil = Some(r),
+                    }
+                }
+            }
+            json!({
+                "hot": hot.map(|h| h.json(l.names)),
+                "ceiling": ceil.map(|c| c.json(l.names)),
+            })
+        });
+        let (attempts, discarded) = (v["attempts"].take(), v["discarded_attempts"].take());
+        for key in ["hot", "ceiling"] {
+            let w = &mut v[key];
+            if w.is_object() {
+                w["endpoints"] = json!(names);
+                w["rounds"] = json!(ROUNDS);
+                w["attempts"] = attempts.clone();
+                w["discarded_attempts"] = discarded.clone();
+                if key == "ceiling"
+                    && let Some((_, cpid)) = ceiling
+                {
+                    w["server_peak_rss_kb"] = json!(procfs::mem(cpid).unwrap_or_default().hwm_kb);
+                }
+            }
+        }
+        if let (Some(x), Some(y)) = (
+            v["hot"]["req_per_s"].as_f64(),
+            v["ceiling"]["req_per_s"].as_f64(),
+        ) && y > 0.0
+        {
+            v["ceiling"]["ratio"] = json!((x / y * 100.0).round() / 100.0);
+        }
+        for key in windows {
+            out.insert(key.into(), v[key].take());
+        }
+        if want("hot") {
+            peak("hot");
+        }
     }
     if want("login") {
         let (alone, burst) = (secs(a, 5.0, 2.0), secs(a, 5.0, 2.0));

@@ -2,8 +2,9 @@
 //! (SPEC §10). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `fleet` and `idle`, and prints one table and one `BENCH_JSON {…}`
-//! line. A phase in which the generator used more than 90 % of its core, found its core
+//! `hot`, `ceiling`, `login`, `fleet` and `idle` (`hot` and `ceiling` in alternating rounds,
+//! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
+//! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
 //! the cores are quiet; if it stays so, the table is printed but marked `INVALID: client-bound`
 //! (or `INVALID: noisy`) and the bench exits non-zero, as it does when a task is handed out twice

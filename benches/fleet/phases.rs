@@ -38,7 +38,61 @@ pub struct Loop {
     pub reqs: Arc<Vec<[Vec<u8>; 2]>>,
 }
 
-/// Runs the closed loop against `addr` (process `pid`) on `conns` connections.
+/// One closed-loop run's raw figures: rounds of an interleaved run merge before they are
+/// rendered, so percentiles come from all the samples, not from per-round percentiles.
+pub struct Closed {
+    conns: usize,
+    lat: [Lat; 2],
+    errors: u64,
+    reconnects: u64,
+    unserved: u64,
+    samples: Vec<String>,
+    usage: procfs::Usage,
+    mem: procfs::Mem,
+}
+
+impl Closed {
+    /// Adds a later round of the same load (memory: the later reading).
+    pub fn merge(&mut self, o: Closed) {
+        let [a, b] = o.lat;
+        self.lat[0].merge(a);
+        self.lat[1].merge(b);
+        self.errors += o.errors;
+        self.reconnects += o.reconnects;
+        self.unserved += o.unserved;
+        self.samples.extend(o.samples);
+        self.usage = self.usage.merge(&o.usage);
+        self.mem = o.mem;
+    }
+
+    /// The phase's JSON figures, endpoints named by `names`.
+    pub fn json(mut self, names: [&str; 2]) -> Value {
+        self.samples.sort();
+        self.samples.dedup();
+        self.lat.iter_mut().for_each(Lat::finish);
+        let u = &self.usage;
+        let requests = self.lat[0].count() + self.lat[1].count();
+        let mut v = json!({
+            "connections": self.conns,
+            "seconds": r1(u.seconds),
+            "requests": requests,
+            "req_per_s": (requests as f64 / u.seconds).round(),
+            names[0]: self.lat[0].json(),
+            names[1]: self.lat[1].json(),
+            "errors": self.errors,
+            "reconnects": self.reconnects,
+            "error_samples": self.samples.iter().take(5).collect::<Vec<_>>(),
+            "unserved_connections": self.unserved,
+        });
+        if let serde_json::Value::Object(m) = &mut v {
+            m.extend(procfs::usage_fields(u, &self.mem));
+        }
+        v
+    }
+}
+
+/// Runs the closed loop against `addr` (process `pid`) on `conns` connections: `warmup`
+/// unmeasured, then `dur` measured.
 pub fn closed_loop(
     addr: SocketAddr,
     pid: &str,
@@ -47,7 +101,7 @@ pub fn closed_loop(
     warmup: Duration,
     dur: Duration,
     tck: f64,
-) -> Value {
+) -> Closed {
     let barrier = Arc::new(Barrier::new(conns + 1));
     let handles: Vec<_> = (0..conns)
         .map(|i| {
@@ -84,42 +138,27 @@ pub fn closed_loop(
     let before = Snap::take(pid);
     sleep_until(start + warmup + dur);
     let after = Snap::take(pid);
-    let mem = procfs::mem(pid).unwrap_or_default();
-    let (mut a, mut b, mut errors, mut reconnects) = (Lat::default(), Lat::default(), 0, 0);
-    let mut unserved = 0;
-    let mut samples = Vec::new();
+    let mut out = Closed {
+        conns,
+        lat: [Lat::default(), Lat::default()],
+        errors: 0,
+        reconnects: 0,
+        unserved: 0,
+        samples: Vec::new(),
+        usage: before.usage_until(&after, tck),
+        mem: procfs::mem(pid).unwrap_or_default(),
+    };
     for h in handles {
         if let Ok(([la, lb], e, r, un, last)) = h.join() {
-            unserved += un;
-            a.merge(la);
-            b.merge(lb);
-            errors += e;
-            reconnects += r;
-            samples.extend(last);
+            out.unserved += un;
+            out.lat[0].merge(la);
+            out.lat[1].merge(lb);
+            out.errors += e;
+            out.reconnects += r;
+            out.samples.extend(last);
         }
     }
-    samples.sort();
-    samples.dedup();
-    a.finish();
-    b.finish();
-    let u = before.usage_until(&after, tck);
-    let requests = a.count() + b.count();
-    let mut v = json!({
-        "connections": conns,
-        "seconds": r1(u.seconds),
-        "requests": requests,
-        "req_per_s": (requests as f64 / u.seconds).round(),
-        l.names[0]: a.json(),
-        l.names[1]: b.json(),
-        "errors": errors,
-        "reconnects": reconnects,
-        "error_samples": samples.iter().take(5).collect::<Vec<_>>(),
-        "unserved_connections": unserved,
-    });
-    if let serde_json::Value::Object(m) = &mut v {
-        m.extend(procfs::usage_fields(&u, &mem));
-    }
-    v
+    out
 }
 
 /// What `login` sends and how fast.

@@ -106,6 +106,27 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Two windows as one: the seconds add up, the percentages are weighted by time.
+    pub fn merge(&self, o: &Usage) -> Usage {
+        let s = self.seconds + o.seconds;
+        let w = |a: f64, b: f64| {
+            if s > 0.0 {
+                (a * self.seconds + b * o.seconds) / s
+            } else {
+                0.0
+            }
+        };
+        Usage {
+            seconds: s,
+            server_pct: w(self.server_pct, o.server_pct),
+            generator_pct: w(self.generator_pct, o.generator_pct),
+            core_pct: [
+                w(self.core_pct[0], o.core_pct[0]),
+                w(self.core_pct[1], o.core_pct[1]),
+            ],
+        }
+    }
+
     /// The figures of one measured window, as the report and the validity checks read them.
     pub fn json(&self) -> serde_json::Value {
         let r1 = |x: f64| (x * 10.0).round() / 10.0;

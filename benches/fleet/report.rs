@@ -136,7 +136,11 @@ pub fn print(v: &Value) {
             .collect();
         t.row(
             "hot",
-            &format!("{} conns, closed loop", h["connections"]),
+            &format!(
+                "{} conns, closed loop, {} rounds",
+                h["connections"],
+                h["rounds"].as_u64().unwrap_or(1)
+            ),
             format!("{} req/s", thousands(hot_rps.unwrap_or(0.0))),
             "≥ 15,000 req/s",
             verdict(hot_rps.map(|x| x >= 15000.0)),
@@ -153,7 +157,7 @@ pub fn print(v: &Value) {
     if !c.is_null() {
         t.row(
             "ceiling",
-            "tiny_http constant, same load",
+            "tiny_http constant, same load, rounds between hot's",
             format!("{} req/s", thousands(f(&c["req_per_s"]).unwrap_or(0.0))),
             "",
             "",
