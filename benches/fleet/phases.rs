@@ -49,6 +49,8 @@ pub struct Closed {
     samples: Vec<String>,
     usage: procfs::Usage,
     mem: procfs::Mem,
+    /// req/s of each round, to show how steady the machine was.
+    rounds: Vec<f64>,
 }
 
 impl Closed {
@@ -63,6 +65,7 @@ impl Closed {
         self.samples.extend(o.samples);
         self.usage = self.usage.merge(&o.usage);
         self.mem = o.mem;
+        self.rounds.extend(o.rounds);
     }
 
     /// The phase's JSON figures, endpoints named by `names`.
@@ -83,6 +86,7 @@ impl Closed {
             "reconnects": self.reconnects,
             "error_samples": self.samples.iter().take(5).collect::<Vec<_>>(),
             "unserved_connections": self.unserved,
+            "round_req_per_s": self.rounds,
         });
         if let serde_json::Value::Object(m) = &mut v {
             m.extend(procfs::usage_fields(u, &self.mem));
@@ -147,6 +151,7 @@ pub fn closed_loop(
         samples: Vec::new(),
         usage: before.usage_until(&after, tck),
         mem: procfs::mem(pid).unwrap_or_default(),
+        rounds: Vec::new(),
     };
     for h in handles {
         if let Ok(([la, lb], e, r, un, last)) = h.join() {
@@ -158,6 +163,8 @@ pub fn closed_loop(
             out.samples.extend(last);
         }
     }
+    let n = out.lat[0].count() + out.lat[1].count();
+    out.rounds.push((n as f64 / out.usage.seconds).round());
     out
 }
 
