@@ -54,18 +54,20 @@ impl Family {
     /// object; its fields go to the top level beside `success`.
     pub fn ok(self, req: &Req, status: u16, data: Value) -> Reply {
         // Envelopes are serialized straight from these structs: no second JSON tree is built
-        // around `data` on every reply (measured on the daemon hot path).
+        // around `data` on every reply (measured on the daemon hot path). `/v1` and Control
+        // share a shape; only `/v1` adds `meta`.
         #[derive(serde::Serialize)]
         struct Meta<'a> {
             request_id: &'a str,
             timestamp: String,
         }
         #[derive(serde::Serialize)]
-        struct V1<'a> {
+        struct Success<'a> {
             success: bool,
             data: &'a Value,
             error: (),
-            meta: Meta<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            meta: Option<Meta<'a>>,
         }
         #[derive(serde::Serialize)]
         struct Lite<'a> {
@@ -73,40 +75,25 @@ impl Family {
             data: &'a Value,
             error: (),
         }
-        #[derive(serde::Serialize)]
-        struct Control<'a> {
-            success: bool,
-            data: &'a Value,
+        let success = |meta| Success {
+            success: true,
+            data: &data,
             error: (),
-        }
+            meta,
+        };
         match self {
-            Family::V1 => {
-                let meta = Meta {
+            Family::V1 => Reply::json(
+                status,
+                &success(Some(Meta {
                     request_id: &req.request_id,
                     timestamp: time::now(),
-                };
-                Reply::json(
-                    status,
-                    &V1 {
-                        success: true,
-                        data: &data,
-                        error: (),
-                        meta,
-                    },
-                )
-            }
+                })),
+            ),
+            Family::Control => Reply::json(status, &success(None)),
             Family::Lite => Reply::json(
                 status,
                 &Lite {
                     ok: true,
-                    data: &data,
-                    error: (),
-                },
-            ),
-            Family::Control => Reply::json(
-                status,
-                &Control {
-                    success: true,
                     data: &data,
                     error: (),
                 },
