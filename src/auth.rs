@@ -37,7 +37,6 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// A person (or their script), authenticated by a session token or an API key.
 #[derive(Clone, Debug)]
 pub struct UserCaller {
-    pub user_id: i64,
     /// Set when the credential is a session token.
     pub session_id: Option<i64>,
     /// Set when the credential is an API key.
@@ -49,6 +48,11 @@ pub struct UserCaller {
 }
 
 impl UserCaller {
+    /// The account's internal id.
+    pub fn user_id(&self) -> i64 {
+        self.user.id
+    }
+
     /// Does this caller hold `scope`?
     pub fn has(&self, scope: &str) -> bool {
         self.scopes
@@ -165,7 +169,6 @@ fn session_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
         cx.write(move |c| Ok(sessions::touch(c, id)?))?;
     }
     Ok(UserCaller {
-        user_id: user.id,
         session_id: Some(s.id),
         api_key_id: None,
         scopes: None,
@@ -191,7 +194,6 @@ fn api_key_caller(cx: &Ctx, token: &str) -> ApiResult<UserCaller> {
         cx.write(move |c| Ok(api_keys::touch(c, id)?))?;
     }
     Ok(UserCaller {
-        user_id: user.id,
         session_id: None,
         api_key_id: Some(k.id),
         scopes: Some(k.scopes),

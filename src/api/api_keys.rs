@@ -54,7 +54,7 @@ pub fn create(
         },
     };
     let key = crypto::new_token(API_KEY_PREFIX);
-    let (prefix, hash, uid) = (crypto::display_prefix(&key), sha256(&key), caller.user_id);
+    let (prefix, hash, uid) = (crypto::display_prefix(&key), sha256(&key), caller.user_id());
     let row = cx.write(move |c| {
         Ok(api_keys::insert(
             c,
@@ -71,13 +71,13 @@ pub fn create(
 
 /// The caller's keys.
 pub fn list(cx: &Ctx, caller: &UserCaller) -> ApiResult<Vec<ApiKey>> {
-    Ok(api_keys::list(cx.db, caller.user_id)?)
+    Ok(api_keys::list(cx.db, caller.user_id())?)
 }
 
 /// Revokes one of the caller's keys. Errors: 404 (also for another user's id).
 pub fn revoke(cx: &Ctx, caller: &UserCaller, id: &str) -> ApiResult<()> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found("API key"))?;
-    let uid = caller.user_id;
+    let uid = caller.user_id();
     if !cx.write(move |c| Ok(api_keys::revoke(c, uid, id)?))? {
         return Err(ApiError::not_found("API key"));
     }

@@ -366,7 +366,7 @@ pub fn refresh(cx: &Ctx, refresh_token: &str) -> ApiResult<NewSession> {
 /// Revokes the caller's own session (logout). Errors: 401 if the caller is not a session.
 pub fn logout(cx: &Ctx, caller: &UserCaller) -> ApiResult<()> {
     let (uid, sid) = (
-        caller.user_id,
+        caller.user_id(),
         caller
             .session_id
             .ok_or_else(|| ApiError::unauthorized("Not a session"))?,
@@ -391,7 +391,7 @@ pub fn update_profile(cx: &Ctx, caller: &UserCaller, p: ProfileInput) -> ApiResu
     }
     validate_text("display_name", p.display_name.as_deref(), 100)?;
     validate_text("avatar_url", p.avatar_url.as_deref(), 2048)?;
-    let uid = caller.user_id;
+    let uid = caller.user_id();
     cx.write(move |c| {
         users::update_profile(
             c,
@@ -411,7 +411,7 @@ pub fn change_password(cx: &Ctx, caller: &UserCaller, current: &str, new: &str) 
     password::validate("new_password", new)?;
     login(cx, &caller.user.email, current)?;
     let hash = password::hash(new)?;
-    let (uid, keep) = (caller.user_id, caller.session_id);
+    let (uid, keep) = (caller.user_id(), caller.session_id);
     cx.write(move |c| {
         users::set_password(c, uid, &hash)?;
         sessions::revoke_others(c, uid, keep)?;

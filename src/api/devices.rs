@@ -35,7 +35,7 @@ fn check_device_quota(c: &Connection, user_id: i64) -> ApiResult<()> {
 
 /// The caller's devices with their running-task counts.
 pub fn list(cx: &Ctx, u: &UserCaller) -> ApiResult<Vec<Device>> {
-    Ok(devices::list(cx.db, u.user_id)?)
+    Ok(devices::list(cx.db, u.user_id())?)
 }
 
 /// One of the caller's devices by uuid. Errors: 404.
@@ -189,7 +189,7 @@ pub fn register(
         ..Facts::default()
     };
     let (key, material) = device_key_material(&cx.app.sealer);
-    let (uid, mid) = (u.user_id, machine_id.to_string());
+    let (uid, mid) = (u.user_id(), machine_id.to_string());
     let (id, sealed) = cx.write(move |c| {
         if let Some((d, sealed)) = devices::by_machine_id(c, uid, &mid)? {
             devices::set_facts(c, d.id, &facts)?;

@@ -15,18 +15,18 @@ pub fn parse_id(s: &str) -> ApiResult<i64> {
 
 /// The caller's live sessions, most recently used first.
 pub fn list(cx: &Ctx, caller: &UserCaller) -> ApiResult<Vec<Session>> {
-    Ok(sessions::list(cx.db, caller.user_id)?)
+    Ok(sessions::list(cx.db, caller.user_id())?)
 }
 
 /// One of the caller's live sessions. Errors: 404.
 pub fn get(cx: &Ctx, caller: &UserCaller, id: i64) -> ApiResult<Session> {
-    sessions::get(cx.db, caller.user_id, id)?.ok_or_else(|| ApiError::not_found("Session"))
+    sessions::get(cx.db, caller.user_id(), id)?.ok_or_else(|| ApiError::not_found("Session"))
 }
 
 /// Renames one of the caller's sessions (`None` clears the name). Errors: 404, 422.
 pub fn rename(cx: &Ctx, caller: &UserCaller, id: i64, name: Option<String>) -> ApiResult<Session> {
     super::auth::validate_text("name", name.as_deref(), 255)?;
-    let uid = caller.user_id;
+    let uid = caller.user_id();
     if !cx.write(move |c| Ok(sessions::rename(c, uid, id, name.as_deref())?))? {
         return Err(ApiError::not_found("Session"));
     }
@@ -38,7 +38,7 @@ pub fn rename(cx: &Ctx, caller: &UserCaller, id: i64, name: Option<String>) -> A
 /// holds those, they are detached from the session (not deleted) so the cancel reaches it.
 /// The session row stays, revoked, for the admin's record. Errors: 404.
 pub fn delete(cx: &Ctx, caller: &UserCaller, id: i64) -> ApiResult<()> {
-    let (uid, hints) = (caller.user_id, cx.app.hints.clone());
+    let (uid, hints) = (caller.user_id(), cx.app.hints.clone());
     let (holders, released) = cx.write(move |c| {
         if !sessions::revoke(c, uid, id)? {
             return Err(ApiError::not_found("Session"));
@@ -77,5 +77,5 @@ pub fn tasks_of(cx: &Ctx, caller: &UserCaller, session_id: i64) -> ApiResult<Vec
         limit: 200,
         ..Filter::default()
     };
-    Ok(tasks::list(cx.db, caller.user_id, &f)?)
+    Ok(tasks::list(cx.db, caller.user_id(), &f)?)
 }

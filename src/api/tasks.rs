@@ -58,7 +58,7 @@ pub struct Creator {
 impl From<&UserCaller> for Creator {
     fn from(u: &UserCaller) -> Creator {
         Creator {
-            user_id: u.user_id,
+            user_id: u.user_id(),
             session_id: u.session_id,
             own_device: None,
         }

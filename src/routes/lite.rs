@@ -209,7 +209,7 @@ fn verify(cx: &Ctx) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::unauthorized("Missing device_key"))?;
     let user_id = match resolve_token(cx, &token)? {
         Caller::Device(d) => d.user_id,
-        Caller::User(u) => u.user_id,
+        Caller::User(u) => u.user_id(),
     };
     Ok(json!({"valid": true, "user_id": user_id}))
 }

@@ -111,7 +111,7 @@ struct NameBody {
 
 fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let b: NameBody = cx.req.json_or_default()?;
-    let n = accounts::open_session(cx, u.user_id, b.name, false)?;
+    let n = accounts::open_session(cx, u.user_id(), b.name, false)?;
     Ok(json!({
         "message": "New session created",
         "session": {"id": n.session.id, "token": n.token, "name": n.session.name, "created_at": n.session.created_at},

@@ -89,7 +89,7 @@ pub fn verify(cx: &Ctx) -> ApiResult<Value> {
         Caller::User(u) => json!({
             "valid": true,
             "kind": if u.session_id.is_some() { "session" } else { "api_key" },
-            "user_id": u.user_id,
+            "user_id": u.user_id(),
             "session_id": u.session_id,
             "api_key_id": u.api_key_id,
         }),
@@ -119,7 +119,7 @@ struct NameBody {
 
 pub fn new_session(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let b: NameBody = cx.req.json_or_default()?;
-    let s = accounts::open_session(cx, u.user_id, b.name, false)?;
+    let s = accounts::open_session(cx, u.user_id(), b.name, false)?;
     Ok(json!({
         "session": accounts::session_json(&s.session),
         "token": s.token,

@@ -30,32 +30,32 @@ pub fn list_devices(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 
 pub fn create_device(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
     let b: NameBody = cx.req.json()?;
-    let (d, key) = devices::create(cx, u.user_id, &b.name)?;
+    let (d, key) = devices::create(cx, u.user_id(), &b.name)?;
     Ok(json!({"device": device_json(&d), "device_key": key}))
 }
 
 pub fn get_device(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
-    Ok(json!({"device": device_json(&devices::get(cx, u.user_id, id)?)}))
+    Ok(json!({"device": device_json(&devices::get(cx, u.user_id(), id)?)}))
 }
 
 pub fn rename_device(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let b: NameBody = cx.req.json()?;
-    Ok(json!({"device": device_json(&devices::rename(cx, u.user_id, id, &b.name)?)}))
+    Ok(json!({"device": device_json(&devices::rename(cx, u.user_id(), id, &b.name)?)}))
 }
 
 pub fn device_config(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
     let patch: Map<String, Value> = cx.req.json()?;
-    let d = devices::set_config(cx, u.user_id, id, patch)?;
+    let d = devices::set_config(cx, u.user_id(), id, patch)?;
     Ok(json!({"device": device_json(&d), "config": config_json(&d)}))
 }
 
 pub fn rotate_key(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
-    let (d, key) = devices::rotate_key(cx, u.user_id, id)?;
+    let (d, key) = devices::rotate_key(cx, u.user_id(), id)?;
     Ok(json!({"device": device_json(&d), "device_key": key}))
 }
 
 pub fn delete_device(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
-    devices::delete(cx, u.user_id, id)?;
+    devices::delete(cx, u.user_id(), id)?;
     Ok(json!({"message": "Device deleted"}))
 }
 
@@ -220,7 +220,7 @@ pub fn list_tasks(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
         offset,
         ..Filter::default()
     };
-    let mut list = tasks::list(cx, u.user_id, f, cx.req.query("device_id"))?;
+    let mut list = tasks::list(cx, u.user_id(), f, cx.req.query("device_id"))?;
     let more = list.len() as i64 > limit;
     list.truncate(limit as usize);
     let items: Vec<Value> = list.iter().map(task_json).collect();
@@ -234,11 +234,11 @@ pub fn list_tasks(cx: &Ctx, u: &UserCaller) -> ApiResult<Value> {
 }
 
 pub fn get_task(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
-    Ok(json!({"task": task_json(&tasks::get(cx, u.user_id, id)?)}))
+    Ok(json!({"task": task_json(&tasks::get(cx, u.user_id(), id)?)}))
 }
 
 pub fn cancel_task(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
-    Ok(json!({"task": task_json(&tasks::cancel(cx, u.user_id, id, None)?)}))
+    Ok(json!({"task": task_json(&tasks::cancel(cx, u.user_id(), id, None)?)}))
 }
 
 pub fn retry_task(cx: &Ctx, u: &UserCaller, id: &str) -> ApiResult<Value> {
