@@ -4,28 +4,19 @@
 //! and at shutdown.
 
 use crate::common::*;
+use crate::queue_util::{heartbeat, new_device};
 use serde_json::json;
 use std::time::Duration;
 
 fn beat(s: &TestServer, key: &str) {
-    let r = s.post_json(
-        "/v1/daemon/heartbeat",
-        Some(key),
-        json!({"status": "online", "current_tasks": []}),
-    );
-    assert_v1_ok(&r, 200);
+    heartbeat(s, key, json!({"status": "online", "current_tasks": []}));
 }
 
 #[test]
 fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
     let mut s = TestServer::start();
     let (token, _, _) = s.register("beats@example.com");
-    let d = assert_v1_ok(
-        &s.post_json("/v1/devices", Some(&token), json!({"name": "box"})),
-        201,
-    );
-    let key = d["device_key"].as_str().expect("key").to_string();
-    let uuid = d["device"]["id"].as_str().expect("uuid").to_string();
+    let (uuid, key) = new_device(&s, &token, "box");
 
     // Three heartbeats 1.2 s apart: one transition to online, about 2 s of uptime.
     beat(&s, &key);

@@ -89,6 +89,15 @@ pub fn heartbeat(s: &TestServer, key: &str, body: Value) -> Value {
     assert_v1_ok(&r, 200)
 }
 
+/// A poll's `data` handed out nothing: `count` 0 and an empty `tasks` list.
+pub fn assert_no_tasks(d: &Value) {
+    assert_eq!(
+        (d["count"].clone(), d["tasks"].clone()),
+        (json!(0), json!([])),
+        "{d}"
+    );
+}
+
 /// `GET /v1/daemon/tasks/pending?{query}` with the device key; returns `data`.
 pub fn pending(s: &TestServer, key: &str, query: &str) -> Value {
     let r = s.get(&format!("/v1/daemon/tasks/pending?{query}"), Some(key));
