@@ -110,17 +110,11 @@ pub fn run(a: &Args) -> Result<Value, String> {
             for _ in 0..ROUNDS {
                 if want("hot") {
                     let r = phases::closed_loop(a.server, pid, &l, 64, warm, round, tck);
-                    match &mut hot {
-                        Some(h) => h.merge(r),
-                        None => hot = Some(r),
-                    }
+                    phases::Closed::add(&mut hot, r);
                 }
                 if let Some((addr, cpid)) = ceiling {
                     let r = phases::closed_loop(*addr, cpid, &l, 64, warm, round, tck);
-                    match &mut ceil {
-                        Some(c) => c.merge(r),
-                        None => ceil = Some(r),
-                    }
+                    phases::Closed::add(&mut ceil, r);
                 }
             }
             json!({

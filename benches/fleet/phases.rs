@@ -54,8 +54,16 @@ pub struct Closed {
 }
 
 impl Closed {
+    /// Adds round `r` to the rounds so far in `acc` (none yet: `r` is the first).
+    pub fn add(acc: &mut Option<Closed>, r: Closed) {
+        match acc {
+            Some(a) => a.merge(r),
+            None => *acc = Some(r),
+        }
+    }
+
     /// Adds a later round of the same load (memory: the later reading).
-    pub fn merge(&mut self, o: Closed) {
+    fn merge(&mut self, o: Closed) {
         let [a, b] = o.lat;
         self.lat[0].merge(a);
         self.lat[1].merge(b);
