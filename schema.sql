@@ -1,4 +1,4 @@
--- ccjk-cloud: the complete, current schema (SPEC §4).
+-- ccjk-cloud: the complete, current schema (docs/architecture.md "Storage").
 --
 -- This file is what the binary applies to a fresh database (it is embedded with include_str!),
 -- and the one place an admin reads to understand the data. Older files are brought forward by
@@ -36,7 +36,8 @@ INSERT OR IGNORE INTO plans VALUES
     ('enterprise', NULL, NULL, 10, 107374182400, 90,  1000);
 
 -- Users: people who own devices and tasks. Log in by email or username (both unique,
--- case-insensitive). The first account on a fresh server is an admin on 'enterprise' (SPEC §7.3).
+-- case-insensitive). The first account on a fresh server is an admin on 'enterprise'
+-- (docs/limits.md).
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY,
     username      TEXT UNIQUE COLLATE NOCASE,        -- optional login name
@@ -53,8 +54,11 @@ CREATE TABLE IF NOT EXISTS users (
     updated_at    TEXT NOT NULL,
     last_login_at TEXT,
     failed_logins INTEGER NOT NULL DEFAULT 0,        -- consecutive failed logins (reset on success)
-    locked_until  TEXT                               -- set while login is throttled (SPEC §8.2)
+    locked_until  TEXT,                              -- set while login is throttled (docs/security.md)
+    email_key     TEXT                               -- comparison key: NFKC, case-folded, confusable
+                                                     -- skeleton of email (look-alikes collide)
 ) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users(email_key);
 
 -- Sessions: named logins (Sessions' "conversations"). A session has a bearer token (ccs_...)
 -- and a refresh token (ccr_...). Rows stay after revocation (revoked_at) so an admin can see
@@ -128,7 +132,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE UNIQUE INDEX IF NOT EXISTS devices_primary ON devices(user_id) WHERE is_primary = 1;
 
 
--- Tasks: shell commands queued by a person for one of their daemons (SPEC §7.1).
+-- Tasks: shell commands queued by a person for one of their daemons (docs/tasks.md).
 -- status: queued (waiting for its predecessor in a sequential batch) → pending (claimable) →
 -- running (claimed; a daemon holds the attempt until lease_expires_at) → completed | failed |
 -- cancelled | timeout. any_device = 1: created for any of the owner's devices (device_id NULL);
@@ -188,7 +192,7 @@ CREATE INDEX IF NOT EXISTS tasks_session ON tasks(session_id) WHERE session_id I
 CREATE INDEX IF NOT EXISTS tasks_depends ON tasks(depends_on) WHERE depends_on IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
 
--- Seconds each device was online, per UTC day (Lite's uptime_hours; SPEC §7.2). A heartbeat
+-- Seconds each device was online, per UTC day (Lite's uptime_hours; docs/tasks.md). A heartbeat
 -- adds the time since the previous one, at most 2 × heartbeat_interval per gap.
 CREATE TABLE IF NOT EXISTS device_uptime (
     device_id      INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,

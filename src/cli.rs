@@ -1,17 +1,18 @@
-//! The admin subcommands (SPEC §9): `serve` flags, `migrate`, `check`, `backup PATH`,
-//! `user list|create|set-plan|set-admin|disable|enable|reset-password`, `device create`.
+//! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
+//! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
+//! reset-password`, `device create`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
-//! running: SQLite's locking and the busy timeout make that safe) and prints plain text for an
-//! admin's terminal. `main.rs` only maps the result to an exit code.
+//! running: SQLite's locking and the busy timeout make that safe), calls the same domain
+//! functions the routes call, and prints plain text for an admin's terminal. `main.rs` only
+//! maps the result to an exit code.
 
-use crate::api::auth::{
-    PRIMARY_DEVICE_NAME, device_key_material, validate_email, validate_username,
-};
 use crate::config::{Config, Listen};
-use crate::crypto::{self, Sealer};
-use crate::db::users::{Flag, NewUser};
-use crate::db::{self, Db, devices, sessions, users};
+use crate::crypto;
+use crate::db::users::{self, Flag};
+use crate::db::{self, Db};
+use crate::domain::accounts::{self, RegisterInput};
+use crate::domain::{Cx, devices};
 use crate::password;
 use lexopt::prelude::*;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub enum Command {
     Migrate(Config),
     Check(Config),
     Backup(Config, PathBuf),
+    OpenApi,
     User(Config, Vec<String>),
     Device(Config, Vec<String>),
     Help,
@@ -36,7 +38,8 @@ USAGE:
   ccjk-cloud [serve] [--listen ADDR] [--db PATH] [--workers N] [--public]
   ccjk-cloud migrate                 apply schema migrations and exit
   ccjk-cloud check                   integrity_check + foreign_key_check
-  ccjk-cloud backup PATH             consistent online copy (VACUUM INTO)
+  ccjk-cloud backup PATH             consistent online copy (VACUUM INTO), mode 0600
+  ccjk-cloud openapi                 print the OpenAPI 3.1 document of every route
   ccjk-cloud user list
   ccjk-cloud user create EMAIL [--username NAME] [--password PW] [--admin] [--plan PLAN]
   ccjk-cloud user set-plan EMAIL PLAN
@@ -98,6 +101,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
             [path] => Command::Backup(cfg, PathBuf::from(path)),
             _ => return Err("usage: ccjk-cloud backup PATH".into()),
         },
+        "openapi" => Command::OpenApi,
         "user" => Command::User(cfg, rest),
         "device" => Command::Device(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
@@ -111,9 +115,11 @@ fn value(p: &mut lexopt::Parser) -> Result<String, String> {
         .map_err(|_| "arguments must be UTF-8".into())
 }
 
-/// `migrate`: opening the database applies the migrations.
+/// `migrate`: opening the database applies the migrations; then existing accounts get their
+/// e-mail comparison keys.
 pub fn migrate(cfg: &Config) -> Result<(), String> {
-    Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    accounts::backfill_email_keys(&db).map_err(|e| e.message)?;
     println!(
         "database {} is at schema version {}",
         cfg.db_path.display(),
@@ -146,11 +152,23 @@ pub fn check(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// `backup PATH`: a consistent copy of the live database with `VACUUM INTO`.
+/// `openapi`: the document, as `GET /v1/openapi.json` serves it.
+pub fn openapi() -> Result<(), String> {
+    let doc = crate::http::openapi::document(&crate::http::routes::table());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// `backup PATH`: a consistent copy of the live database with `VACUUM INTO`, readable by its
+/// owner only (the copy holds everything the database does).
 pub fn backup(cfg: &Config, to: &std::path::Path) -> Result<(), String> {
     if to.exists() {
         return Err(format!("{} exists; choose a new file", to.display()));
     }
+    db::create_private(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
     let c = rusqlite::Connection::open(&cfg.db_path).map_err(|e| e.to_string())?;
     c.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
@@ -221,36 +239,17 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
         }
         "create" => {
             let email = email()?;
-            validate_email(&email).map_err(|e| e.message)?;
-            let username = opt("--username");
-            if let Some(u) = &username {
-                validate_username(u).map_err(|e| e.message)?;
-            }
             let (pw, generated) = password_arg(opt("--password"))?;
-            let hash = password::hash(&pw).map_err(|e| e.message)?;
-            let sealer = sealer(cfg)?;
-            let (_, key) = device_key_material(&sealer);
-            let plan = opt("--plan").unwrap_or_else(|| cfg.default_plan.clone());
+            let input = RegisterInput {
+                email,
+                password: pw.clone(),
+                username: opt("--username"),
+                display_name: None,
+            };
             let admin = args.iter().any(|a| a == "--admin");
-            let user = db
-                .write(move |c| {
-                    let u = users::insert(
-                        c,
-                        &NewUser {
-                            email: &email,
-                            username: username.as_deref(),
-                            display_name: None,
-                            password_hash: &hash,
-                            default_plan: &plan,
-                        },
-                    )?;
-                    devices::insert(c, u.id, PRIMARY_DEVICE_NAME, None, true, &key)?;
-                    if admin {
-                        users::set_flag(c, &u.email, Flag::Admin, "1")?;
-                    }
-                    Ok(u)
-                })
-                .map_err(|e| e.message)?;
+            let user =
+                accounts::create_by_admin(&db, &input, opt("--plan"), admin, &cfg.default_plan)
+                    .map_err(|e| e.message)?;
             println!(
                 "created user {} <{}> on plan {}",
                 user.id, user.email, user.plan
@@ -273,18 +272,9 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
         "enable" => flag(Flag::Active, "1"),
         "reset-password" => {
             let email = email()?;
-            let (uid, _) = users::find_for_login(&reader, &email)
-                .map_err(|e| e.to_string())?
-                .ok_or("no user with that email")?;
             let (pw, generated) = password_arg(opt("--password"))?;
-            let hash = password::hash(&pw).map_err(|e| e.message)?;
-            let id = uid.id;
-            let revoked = db
-                .write(move |c| {
-                    users::set_password(c, id, &hash)?;
-                    Ok(sessions::revoke_others(c, id, None)?)
-                })
-                .map_err(|e| e.message)?;
+            let revoked =
+                accounts::reset_password(&db, &reader, &email, &pw).map_err(|e| e.message)?;
             println!("password reset; {revoked} session(s) signed out");
             if generated {
                 println!("password: {pw}");
@@ -296,11 +286,6 @@ pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
                 .into(),
         ),
     }
-}
-
-fn sealer(cfg: &Config) -> Result<Sealer, String> {
-    let p = cfg.secret_key_path();
-    Sealer::load_or_create(&p).map_err(|e| format!("secret key file {}: {e}", p.display()))
 }
 
 /// The `--password` value, validated, or a generated one (returned with `true`).
@@ -322,31 +307,15 @@ pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
         return Err("usage: ccjk-cloud device create --user EMAIL --name NAME".into());
     }
     let email = opt("--user").ok_or("device create needs --user EMAIL")?;
-    let name = crate::api::devices::validate_name(
-        &opt("--name").ok_or("device create needs --name NAME")?,
-    )
-    .map_err(|e| e.message)?;
-    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
-    let reader = db.reader().map_err(|e| e.to_string())?;
-    let (user, _) = users::find_for_login(&reader, &email)
+    let name = opt("--name").ok_or("device create needs --name NAME")?;
+    let svc = crate::services(cfg.clone())?;
+    let reader = svc.db.reader().map_err(|e| e.to_string())?;
+    let cx = Cx::new(&svc, &reader);
+    let user = users::find_for_login(&reader, &email, &crate::domain::text::email_key(&email))
         .map_err(|e| e.to_string())?
+        .map(|(u, _)| u)
         .ok_or("no user with that email")?;
-    let (key, material) = device_key_material(&sealer(cfg)?);
-    let uid = user.id;
-    let id = db
-        .write(move |c| {
-            if let Some(limit) = users::limits(c, uid)?.max_devices {
-                let used = devices::count(c, uid)?;
-                if used >= limit {
-                    return Err(crate::error::ApiError::quota("devices", limit, used));
-                }
-            }
-            Ok(devices::insert(c, uid, &name, None, false, &material)?)
-        })
-        .map_err(|e| e.message)?;
-    let d = devices::get_by_id(&reader, id)
-        .map_err(|e| e.to_string())?
-        .ok_or("device vanished")?;
+    let (d, key) = devices::create(&cx, user.id, &name).map_err(|e| e.message)?;
     println!("device {} ({}) for {}", d.uuid, d.name, user.email);
     println!("device key: {key}");
     Ok(())

@@ -1,175 +1,139 @@
 //! ccjk-cloud: the cloud side of CCJK's remote control — one binary, one SQLite file.
 //!
 //! Daemons on developers' computers register, heartbeat, receive shell-command tasks and report
-//! results; people sign up, manage devices and queue tasks. SPEC.md (beside the repository) is
-//! the specification; `schema.sql` is the data model.
+//! results; people sign up, manage devices and queue tasks. The README is the user's guide,
+//! `docs/` explains the design, and `schema.sql` is the data model.
+//!
+//! # Layers (calls go one way: `http` → `domain` → `db`, shared state below)
+//! * `http` — sockets and threads (`server`), the route tables (`route`, `routes`), the
+//!   families' envelopes (`family`), the OpenAPI document, the long-poll registry and the
+//!   hashing pool. A route-table entry says everything about its route.
+//! * `domain` — every rule, over explicit inputs and the shared `Services`; the CLI and the
+//!   background workers call it exactly as the routes do.
+//! * `db` — SQL, migrations, and the one writer (group commit, after-commit effects).
+//! * `state` — in-memory indexes and caches shared by all threads.
+//! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor; and
+//!   where after-commit effects go.
+//! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest.
 //!
 //! # Request flow
-//! 1. `server`: tiny_http accepts connections; `workers` named threads take requests from
-//!    `Server::recv()`, read the body under the route's cap and build an owned `http::Req`.
-//! 2. `routes::handle` picks the API family (`/v1`, Lite, Sessions, Control) and its table
-//!    matches method and path, resolves the caller (`auth`) and calls a domain function in
-//!    `api/`, which validates and calls SQL in `db/`.
-//! 3. Reads use the thread's own read-only connection; writes go to the single writer thread
-//!    (`db::Db::write`), which commits concurrent writes together (group commit).
-//! 4. The family renders `Ok`/`Err` into its envelope; `server` writes it and logs one line.
-//!    Routes that hash passwords run on the bounded `ccjk-hash-*` pool instead of a worker.
-//!
-//! # Modules
-//! `config` settings · `server` sockets and threads · `http` request/reply · `routes` tables
-//! and envelopes · `auth` callers and scopes · `api` domain functions · `db` SQL, migrations
-//! and the writer · `crypto` tokens and sealing · `password` argon2id · `throttle` brute-force
-//! limits · `time` timestamps · `cli` admin subcommands.
+//! 1. `http::server`: tiny_http accepts; `workers` named threads take requests from
+//!    `Server::recv()`, find the route-table entry, read the body under the entry's cap.
+//! 2. The entry resolves the caller its `Auth` asks for, parses the handler's input, calls it,
+//!    and renders its answer in the family's envelope. Entries that hash passwords run on the
+//!    `ccjk-hash-*` pool instead of a worker; long-polls park without holding a worker.
+//! 3. Handlers call `domain` functions; reads use the thread's own read-only connection,
+//!    writes go to the single writer, which commits concurrent writes together and then runs
+//!    the effects they registered (wake parked polls, forget cached rows).
 
-pub mod api;
-pub mod app;
-pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod domain;
 pub mod error;
-pub mod hints;
 pub mod http;
-pub mod janitor;
-pub mod keycache;
-pub mod park;
 pub mod password;
-pub mod presence;
-pub mod routes;
 pub mod sched;
-pub mod server;
-pub mod throttle;
+pub mod state;
 pub mod time;
+pub mod workers;
 
-use app::App;
 use config::Config;
-use server::HashPool;
+use domain::Services;
+use http::app::App;
+use http::hashpool::HashPool;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-
-/// Why `Running::wait` returned.
-#[derive(Default)]
-struct Stop {
-    requested: bool,
-    fatal: Option<String>,
-}
-
-/// A handle that asks a running server to stop (from a signal thread).
-#[derive(Clone)]
-pub struct StopHandle(Arc<(Mutex<Stop>, Condvar)>);
-
-impl StopHandle {
-    /// Asks for a graceful stop; `Running::wait` then shuts down and returns 0.
-    pub fn stop(&self) {
-        let (m, cv) = &*self.0;
-        m.lock().unwrap_or_else(|p| p.into_inner()).requested = true;
-        cv.notify_all();
-    }
-
-    fn fatal(&self, why: String) {
-        let (m, cv) = &*self.0;
-        m.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fatal
-            .get_or_insert(why);
-        cv.notify_all();
-    }
-}
+use workers::{EffectRouter, Stop, Workers};
 
 /// A started server. Dropping it shuts it down.
 pub struct Running {
     app: Arc<App>,
     server: Arc<tiny_http::Server>,
     addr: Option<SocketAddr>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    requests: Mutex<Vec<JoinHandle<()>>>,
     hash: Mutex<Option<(HashPool, Vec<JoinHandle<()>>)>>,
-    /// The park thread and the janitor.
-    background: Mutex<Vec<JoinHandle<()>>>,
-    stop: StopHandle,
+    workers: Mutex<Workers>,
+    stop: Stop,
     down: AtomicBool,
 }
 
-/// Opens the database and the key, binds the listener and starts the threads.
-/// Errors: a message for the admin (bad database, unreadable key, address in use, ...).
-pub fn start(cfg: Config) -> Result<Running, String> {
+/// The services of a server over `cfg`: the database (migrated), the secret key and the dummy
+/// hash. Errors: a message for the admin.
+pub fn services(cfg: Config) -> Result<Services, String> {
     let problems = cfg.validate();
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
     let db = db::Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    domain::accounts::backfill_email_keys(&db)
+        .map_err(|e| format!("cannot fill in e-mail keys: {e}"))?;
     let key_path = cfg.secret_key_path();
     let sealer = crypto::Sealer::load_or_create(&key_path)
         .map_err(|e| format!("secret key file {}: {e}", key_path.display()))?;
     let dummy_hash =
         password::hash(&crypto::hex(&crypto::random_bytes::<16>())).map_err(|e| e.to_string())?;
+    Ok(Services::new(cfg, db, sealer, dummy_hash))
+}
+
+/// Opens the database and the key, binds the listener and starts the threads.
+/// Errors: a message for the admin (bad database, unreadable key, address in use, ...).
+pub fn start(cfg: Config) -> Result<Running, String> {
+    let listen = cfg.listen.clone();
+    let svc = Arc::new(services(cfg)?);
+    seed_claimable(&svc).map_err(|e| format!("cannot read the task queue: {e}"))?;
     let server = Arc::new(
-        server::bind(&cfg.listen).map_err(|e| format!("cannot listen on {:?}: {e}", cfg.listen))?,
+        http::server::bind(&listen).map_err(|e| format!("cannot listen on {listen:?}: {e}"))?,
     );
-    let addr = server::local_addr(&server);
-    let workers_n = cfg.workers;
-    let app = Arc::new(App {
-        cfg,
-        db,
-        sealer,
-        throttle: Default::default(),
-        dummy_hash,
-        park: Default::default(),
-        hints: Default::default(),
-        presence: Default::default(),
-        device_keys: Default::default(),
-        ticker: Default::default(),
-        stopping: AtomicBool::new(false),
-    });
-    seed_hints(&app).map_err(|e| format!("cannot read the task queue: {e}"))?;
-    let mut background =
-        vec![park::spawn(app.clone()).map_err(|e| format!("cannot start the park thread: {e}"))?];
-    background
-        .push(janitor::spawn(app.clone()).map_err(|e| format!("cannot start the janitor: {e}"))?);
-    background.push(
-        presence::spawn(app.clone()).map_err(|e| format!("cannot start the flush thread: {e}"))?,
-    );
-    let stop = StopHandle(Arc::new((Mutex::new(Stop::default()), Condvar::new())));
+    let addr = http::server::local_addr(&server);
+    let app = Arc::new(App::new(svc, http::routes::table()));
+    app.svc
+        .db
+        .set_effect_sink(Arc::new(EffectRouter::new(&app)));
+    let stop = Stop::default();
+    let workers =
+        Workers::start(&app, &stop).map_err(|e| format!("cannot start background threads: {e}"))?;
     let (hash, hash_threads) =
         HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
-    let mut workers = Vec::new();
-    for i in 0..workers_n {
+    let mut requests = Vec::new();
+    for i in 0..app.svc.cfg.workers {
         let (app, server, hash, stop) = (app.clone(), server.clone(), hash.clone(), stop.clone());
         let h = thread::Builder::new()
             .name(format!("ccjk-worker-{i}"))
             .spawn(move || {
-                if let Err(why) = server::worker_loop(app, server, hash) {
+                if let Err(why) = http::server::worker_loop(app, server, hash) {
                     log::error!("{why}; exiting so that the service manager restarts us");
                     stop.fatal(why);
                 }
             })
             .map_err(|e| format!("cannot start worker threads: {e}"))?;
-        workers.push(h);
+        requests.push(h);
     }
     log::info!(
-        "ccjk-cloud {} listening on {:?}",
-        env!("CARGO_PKG_VERSION"),
-        app.cfg.listen
+        "ccjk-cloud {} listening on {listen:?}",
+        env!("CARGO_PKG_VERSION")
     );
     Ok(Running {
         app,
         server,
         addr,
-        workers: Mutex::new(workers),
+        requests: Mutex::new(requests),
         hash: Mutex::new(Some((hash, hash_threads))),
-        background: Mutex::new(background),
+        workers: Mutex::new(workers),
         stop,
         down: AtomicBool::new(false),
     })
 }
 
-/// Marks every device and user that has pending tasks in the file (start-up, SPEC §10 index).
-fn seed_hints(app: &App) -> rusqlite::Result<()> {
-    let conn = app.db.reader()?;
+/// Marks every device and user that has pending tasks in the file (start-up), so the
+/// claimable-work index starts complete.
+fn seed_claimable(svc: &Services) -> rusqlite::Result<()> {
+    let conn = svc.db.reader()?;
     for (device, user) in db::tasks::all_pending_targets(&conn)? {
-        app.hints.mark(device, user);
+        svc.claimable.mark(device, user);
     }
     Ok(())
 }
@@ -180,41 +144,41 @@ impl Running {
         self.addr
     }
 
-    /// A handle to request a graceful stop from another thread.
-    pub fn stop_handle(&self) -> StopHandle {
+    /// The stop signal, to request a graceful stop from another thread (a signal handler).
+    pub fn stop_handle(&self) -> Stop {
         self.stop.clone()
+    }
+
+    /// The services (tests reach the clock and the caches through them).
+    pub fn services(&self) -> &Services {
+        &self.app.svc
     }
 
     /// Blocks until a stop is requested (returns 0 after shutting down) or the server failed
     /// fatally (returns 1 after shutting down).
     pub fn wait(&self) -> i32 {
-        let (m, cv) = &*self.stop.0;
-        let mut s = m.lock().unwrap_or_else(|p| p.into_inner());
-        while !s.requested && s.fatal.is_none() {
-            s = cv.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
-        let code = if s.fatal.is_some() { 1 } else { 0 };
-        drop(s);
+        let fatal = self.stop.wait();
         self.shutdown();
-        code
+        i32::from(fatal.is_some())
     }
 
-    /// Graceful stop: stop taking requests, let in-flight ones finish, checkpoint the WAL.
-    /// Idempotent.
+    /// Graceful stop, in one order: stop taking requests and answer parked long-polls, let
+    /// in-flight requests finish, stop the background workers (their last round), write the
+    /// last heartbeats, checkpoint the WAL. Idempotent.
     pub fn shutdown(&self) {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.app.stopping.store(true, Ordering::SeqCst);
+        self.app.begin_stop();
+        self.stop.request();
         // Parked long-polls are answered first, so daemons are not left waiting.
-        self.app.park.close();
-        self.app.ticker.stop();
-        let workers: Vec<_> =
-            std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
-        for _ in 0..workers.len() {
+        self.app.polls.close();
+        let requests =
+            std::mem::take(&mut *self.requests.lock().unwrap_or_else(|p| p.into_inner()));
+        for _ in 0..requests.len() {
             self.server.unblock();
         }
-        for w in workers {
+        for w in requests {
             let _ = w.join();
         }
         if let Some((pool, threads)) = self.hash.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -223,14 +187,15 @@ impl Running {
                 let _ = t.join();
             }
         }
-        for t in std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner())) {
-            let _ = t.join();
-        }
-        // Heartbeats recorded by the last requests, after the flush thread's final round.
-        if let Err(e) = presence::flush(&self.app) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop(&self.app);
+        // Heartbeats recorded by the last requests, after the flusher's final round.
+        if let Err(e) = workers::flusher::flush(&self.app.svc) {
             log::warn!("writing heartbeats at shutdown failed: {e}");
         }
-        if let Err(e) = self.app.db.checkpoint() {
+        if let Err(e) = self.app.svc.db.checkpoint() {
             log::warn!("checkpoint at shutdown failed: {e}");
         }
         log::info!("ccjk-cloud stopped");
@@ -243,10 +208,10 @@ impl Drop for Running {
     }
 }
 
-/// Installs the process panic policy (SPEC §8.4): a panic in one of our threads (`ccjk-*`,
-/// `main`) is logged and isolated by the code around it; a panic in any other thread (such as
-/// tiny_http's accept thread, whose death would leave a live process with a dead port) aborts
-/// the process so systemd restarts it. Called by the binary only, not by tests.
+/// Installs the process panic policy (docs/architecture.md "Failures"): a panic in one of our
+/// threads (`ccjk-*`, `main`) is logged and isolated by the code around it; a panic in any
+/// other thread (such as tiny_http's accept thread, whose death would leave a live process with
+/// a dead port) aborts the process so systemd restarts it. Called by the binary only.
 pub fn install_panic_policy() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Migrate(cfg) => cli::migrate(&cfg),
         Command::Check(cfg) => cli::check(&cfg),
         Command::Backup(cfg, path) => cli::backup(&cfg, &path),
+        Command::OpenApi => cli::openapi(),
         Command::User(cfg, args) => cli::user(&cfg, &args),
         Command::Device(cfg, args) => cli::device(&cfg, &args),
     };
@@ -38,18 +39,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc malloc settings for the server, measured with the fleet benchmark (`benches/fleet`):
-/// * `mmap_threshold=131072`: glibc keeps freed blocks as large as argon2's 19 MiB buffers in
-///   its arenas once its dynamic mmap threshold has risen, so every hashing thread would keep
-///   ~20 MiB for good; a fixed threshold makes them mmap'd and returned at free. Peak RSS after
-///   registrations 180 MB -> 27 MB, 5,000 idle connections 439 MB -> 118 MB.
-/// * `tcache_count=0`: each of tiny_http's thread-per-connection threads otherwise keeps up to 7
-///   freed blocks per size class in its own cache. 5,000 idle connections (after the 2,000 of
-///   the fleet phase) 117.8 / 116.6 MiB -> 112.6 / 112.8 MiB, peak RSS during `hot` 17.1 ->
-///   14.5 MiB, throughput unchanged within noise.
-/// * `arena_max`: one arena per core, at most two (thousands of connection threads would
-///   otherwise spread memory over up to 8 arenas per core). With one core and no tcache:
-///   5,000 idle connections 107.6 / 111.4 / 111.5 MiB.
+/// glibc malloc settings for the server (README "Performance" has the measurements):
+/// * `mmap_threshold=131072`: argon2's 19 MiB buffers are mmap'd and returned at free instead
+///   of staying in glibc's arenas once its dynamic threshold has risen;
+/// * `tcache_count=0`: tiny_http's thread-per-connection threads keep no per-thread caches;
+/// * `arena_max`: one arena per core, at most two.
 ///
 /// Set through the environment, since mallopt needs unsafe code: the binary re-executes itself
 /// once with the tunables added (an admin's own `GLIBC_TUNABLES` setting of the threshold wins
@@ -103,7 +97,7 @@ fn serve(cfg: Config) -> ExitCode {
                 .spawn(move || {
                     if let Some(sig) = signals.forever().next() {
                         log::info!("received signal {sig}; shutting down");
-                        stop.stop();
+                        stop.request();
                     }
                 });
             if let Err(e) = spawned {

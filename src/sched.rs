@@ -1,18 +1,13 @@
-//! Scheduling policies of the server's threads (SPEC §10: poll p99 during a login burst within
-//! 2x of its value alone, on one core). Owns the two policy changes the server makes and the
-//! reasoning behind them, measured with `perf sched` during the fleet benchmark's `login` phase
-//! on Linux 6.18 (EEVDF):
+//! Scheduling policies of the server's threads (README "Performance" has the measurements
+//! and the `perf sched` diagnosis behind them):
 //!
 //! * Password hashes run on `SCHED_IDLE` threads ([`idle_current_thread`]), so any other thread
 //!   of the server preempts a hash as soon as it wakes.
 //! * Every other thread runs `SCHED_BATCH` ([`batch_current_thread`], set once on the main
-//!   thread before anything is spawned, so tiny_http's threads inherit it). tiny_http's request
-//!   queue signals its condition variable while holding the queue's lock; with `SCHED_OTHER`
-//!   the woken worker preempted the connection thread, blocked at once on that lock, and left
-//!   the connection thread runnable but (under EEVDF) not yet eligible, so the scheduler ran the
-//!   idle-policy hash until the next 4 ms tick. Batch threads do not preempt one another on
-//!   wakeup (they still preempt idle-policy threads), so the hand-off completes first. Measured:
-//!   poll p99 during the burst 3.1-3.8 ms -> 0.26-0.9 ms with one hashing thread.
+//!   thread before anything is spawned, so tiny_http's threads inherit it). Batch threads do
+//!   not preempt one another on wakeup (they still preempt idle-policy threads), so tiny_http's
+//!   hand-off of a request to a worker completes before the woken worker runs; under the default
+//!   policy that hand-off left polls waiting a scheduler tick behind a hash during login bursts.
 //!
 //! Both keep the thread's nice value. Failures are logged and otherwise ignored: the server is
 //! correct under any policy, only the login-burst latency depends on it.

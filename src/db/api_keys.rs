@@ -1,4 +1,4 @@
-//! SQL for `api_keys` (SPEC §4): scoped, long-lived credentials for scripts.
+//! SQL for `api_keys` (schema.sql): scoped, long-lived credentials for scripts.
 
 use super::OptionalRow;
 use crate::time;
@@ -61,12 +61,17 @@ pub fn insert(
     )
 }
 
-/// The user's keys, newest first, revoked ones included (with `revoked_at`).
-pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<ApiKey>> {
+/// A page of the user's keys, newest first, revoked ones included (with `revoked_at`).
+pub fn list(
+    c: &Connection,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<ApiKey>> {
     c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE user_id = ?1 ORDER BY id DESC"
+        "SELECT {COLUMNS} FROM api_keys WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
     ))?
-    .query_map([user_id], from_row)?
+    .query_map(params![user_id, limit, offset], from_row)?
     .collect()
 }
 

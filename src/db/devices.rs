@@ -1,7 +1,9 @@
-//! SQL for `devices` (SPEC §4): daemons, their keys and (from the task-queue issue on) their
-//! state. Every lookup by id names the owner.
+//! SQL for `devices` (schema.sql): daemons, their keys and their state. Every lookup by a
+//! public id names the owner; lookups by internal id are for callers whose id came from their
+//! own credential or from the database itself.
 
 use super::OptionalRow;
+pub use super::status::DeviceStatus;
 use crate::time;
 use rusqlite::{Connection, params};
 
@@ -48,13 +50,6 @@ pub fn insert(
     Ok(c.last_insert_rowid())
 }
 
-/// The sealed key of the user's primary device.
-pub fn primary_key_sealed(c: &Connection, user_id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
-    c.prepare_cached("SELECT key_sealed FROM devices WHERE user_id = ?1 AND is_primary = 1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()
-}
-
 /// The device a key hash belongs to.
 pub fn find_by_key(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<DeviceAuth>> {
     c.prepare_cached("SELECT id, uuid, user_id FROM devices WHERE key_hash = ?1")?
@@ -83,7 +78,7 @@ pub struct Device {
     pub arch: Option<String>,
     pub hostname: Option<String>,
     pub ccjk_version: Option<String>,
-    pub status: String,
+    pub status: DeviceStatus,
     /// JSON object (heartbeat_interval, task_check_interval, log_upload_enabled, max_concurrent_tasks).
     pub config: String,
     pub system_info: Option<String>,
@@ -127,13 +122,53 @@ fn device_row(r: &rusqlite::Row) -> rusqlite::Result<Device> {
     })
 }
 
-/// The user's devices, oldest first.
-pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Device>> {
+/// A page of the user's devices, oldest first.
+pub fn list(
+    c: &Connection,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<Device>> {
     c.prepare_cached(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.user_id = ?1 ORDER BY d.id"
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.user_id = ?1 ORDER BY d.id LIMIT ?2 OFFSET ?3"
     ))?
-    .query_map([user_id], device_row)?
+    .query_map(params![user_id, limit, offset], device_row)?
     .collect()
+}
+
+/// The user's primary device (the one Lite's `POST /auth` hands out) with its sealed key.
+pub fn primary(c: &Connection, user_id: i64) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+    c.prepare_cached("SELECT id, key_sealed FROM devices WHERE user_id = ?1 AND is_primary = 1")?
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// The user's oldest device with its sealed key.
+pub fn oldest(c: &Connection, user_id: i64) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+    c.prepare_cached("SELECT id, key_sealed FROM devices WHERE user_id = ?1 ORDER BY id LIMIT 1")?
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Makes a device the user's primary one.
+pub fn make_primary(c: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE devices SET is_primary = 1, updated_at = ?2 WHERE id = ?1",
+        params![id, time::now()],
+    )? == 1)
+}
+
+/// The user's primary device if it was never used: created for Lite by an older version at
+/// registration, it never heartbeated, was never registered by a daemon and has no task.
+/// Such a device may be adopted by a `/v1` registration instead of counting against the plan.
+pub fn idle_primary(c: &Connection, user_id: i64) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+    c.prepare_cached(
+        "SELECT d.id, d.key_sealed FROM devices d WHERE d.user_id = ?1 AND d.is_primary = 1 \
+         AND d.last_heartbeat_at IS NULL AND d.machine_id IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.device_id = d.id OR t.claimed_by = d.id)",
+    )?
+    .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
 }
 
 /// The user's device with this public uuid.
@@ -251,7 +286,7 @@ pub fn set_facts(c: &Connection, id: i64, f: &Facts) -> rusqlite::Result<()> {
 }
 
 /// Records a heartbeat written at once: status and time.
-pub fn beat(c: &Connection, id: i64, status: &str, now: &str) -> rusqlite::Result<()> {
+pub fn beat(c: &Connection, id: i64, status: DeviceStatus, now: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
         "UPDATE devices SET status = ?2, last_heartbeat_at = ?3, last_sync_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
@@ -259,8 +294,8 @@ pub fn beat(c: &Connection, id: i64, status: &str, now: &str) -> rusqlite::Resul
     Ok(())
 }
 
-/// Sets a device's status (offline marking).
-pub fn set_status(c: &Connection, id: i64, status: &str) -> rusqlite::Result<bool> {
+/// Sets a device's status (offline marking). Returns whether it changed.
+pub fn set_status(c: &Connection, id: i64, status: DeviceStatus) -> rusqlite::Result<bool> {
     Ok(c.prepare_cached(
         "UPDATE devices SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status != ?2",
     )?
@@ -281,14 +316,19 @@ pub fn add_uptime(c: &Connection, id: i64, day: &str, seconds: i64) -> rusqlite:
     Ok(())
 }
 
-/// Ids of devices not `offline` whose last heartbeat is older than 3 × their interval
-/// (SPEC §7.2).
-pub fn silent(c: &Connection, now: &str) -> rusqlite::Result<Vec<i64>> {
+/// Ids of devices not `offline` whose last heartbeat is older than `intervals` × their
+/// heartbeat interval (`default_interval` seconds when their config has none).
+pub fn silent(
+    c: &Connection,
+    now: &str,
+    intervals: i64,
+    default_interval: i64,
+) -> rusqlite::Result<Vec<i64>> {
     c.prepare_cached(
         "SELECT id FROM devices WHERE status != 'offline' AND (last_heartbeat_at IS NULL OR \
-         last_heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || (3 * coalesce(json_extract(config, '$.heartbeat_interval'), 30)) || ' seconds'))",
+         last_heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || (?2 * coalesce(json_extract(config, '$.heartbeat_interval'), ?3)) || ' seconds'))",
     )?
-    .query_map([now], |r| r.get(0))?
+    .query_map(params![now, intervals, default_interval], |r| r.get(0))?
     .collect()
 }
 
@@ -299,7 +339,7 @@ pub struct BeatRow {
     pub uuid: String,
     pub user_id: i64,
     pub name: String,
-    pub status: String,
+    pub status: DeviceStatus,
     pub last_heartbeat_at: Option<String>,
     /// `devices.config`, parsed once when the row is read (`{}` if it is not an object), so a
     /// heartbeat answered from the cached row parses nothing.
@@ -320,9 +360,9 @@ impl BeatRow {
             .unwrap_or(default)
     }
 
-    /// `config.heartbeat_interval` in seconds (default 30, at least 1).
-    pub fn interval(&self) -> i64 {
-        self.config_int("heartbeat_interval", 30).max(1)
+    /// `config.heartbeat_interval` in seconds (`default` when unset, at least 1).
+    pub fn interval(&self, default: i64) -> i64 {
+        self.config_int("heartbeat_interval", default).max(1)
     }
 
     /// Would these facts change the stored ones?
@@ -364,6 +404,48 @@ pub fn beat_row(c: &Connection, id: i64) -> rusqlite::Result<Option<BeatRow>> {
         })
     })
     .optional()
+}
+
+/// A device's heartbeats since the last write.
+#[derive(Clone, Debug, Default)]
+pub struct PendingBeat {
+    /// Time of the latest heartbeat (stored form).
+    pub last: String,
+    pub system_info: Option<String>,
+    pub ip_address: Option<String>,
+    /// Online seconds to add, per UTC day.
+    pub uptime: Vec<(String, i64)>,
+}
+
+impl PendingBeat {
+    /// Adds online seconds to a day.
+    pub fn add_uptime(&mut self, day: &str, secs: i64) {
+        if secs <= 0 {
+            return;
+        }
+        match self.uptime.iter_mut().find(|(d, _)| d == day) {
+            Some((_, s)) => *s += secs,
+            None => self.uptime.push((day.to_string(), secs)),
+        }
+    }
+}
+
+/// Writes coalesced heartbeats: each device's latest time, system info and address (never the
+/// status), and the online seconds they accumulated per UTC day.
+pub fn write_beats(c: &Connection, entries: &[(i64, PendingBeat)]) -> rusqlite::Result<()> {
+    for (id, p) in entries {
+        touch_beat(
+            c,
+            *id,
+            &p.last,
+            p.system_info.as_deref(),
+            p.ip_address.as_deref(),
+        )?;
+        for (day, secs) in &p.uptime {
+            add_uptime(c, *id, day, *secs)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a coalesced heartbeat: its time, system info and address (never the status).

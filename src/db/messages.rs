@@ -1,4 +1,4 @@
-//! SQL for `messages` (SPEC §4, §7.5): notifications written in the same transaction as the
+//! SQL for `messages` (schema.sql, docs/tasks.md): notifications written in the same transaction as the
 //! event that caused them.
 
 use crate::time;

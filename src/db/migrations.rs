@@ -1,4 +1,4 @@
-//! Schema versions, keyed by `PRAGMA user_version` (SPEC §2).
+//! Schema versions, keyed by `PRAGMA user_version` (docs/architecture.md "Storage").
 //!
 //! A fresh file gets `schema.sql` (the complete current schema) and the latest version number.
 //! An older file is brought forward by the ordered steps below, each in its own transaction.
@@ -15,6 +15,7 @@ pub const SCHEMA: &str = include_str!("../../schema.sql");
 const STEPS: &[&str] = &[
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
+    include_str!("migrations/v3.sql"),
 ];
 
 /// The version a database has after `migrate`.

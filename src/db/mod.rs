@@ -1,55 +1,42 @@
 //! The SQLite file: opening, pragmas, start-up checks, migrations, the one writer and the
-//! readers (SPEC §2).
+//! readers (docs/architecture.md "Storage").
 //!
-//! Exactly one connection writes. It lives on the `ccjk-writer` thread, which takes write jobs
-//! (closures) from a channel and runs them in one `BEGIN IMMEDIATE` transaction per batch, each
-//! job inside its own savepoint (group commit: one fsync for many requests, and a job that fails
-//! rolls back only itself). A caller gets its result only after the batch has committed, so an
-//! acknowledged write is durable. Every other thread reads through its own read-only
-//! connection (`Db::reader`); WAL lets readers run while the writer writes.
-//!
-//! SQL for each area lives in the sibling modules (`db::users`, `db::sessions`, ...), one
-//! function per statement; they take a `&Connection` and know nothing about HTTP.
+//! Every write goes through the single writer (`writer`, group commit with after-commit
+//! effects); every other thread reads through its own read-only connection (`Db::reader`), and
+//! WAL lets readers run while the writer writes. SQL for each area lives in the sibling
+//! modules (`db::users`, `db::sessions`, ...), one function per statement; they take a
+//! `&Connection` and know nothing about HTTP.
 
 pub mod api_keys;
 pub mod devices;
+pub mod effects;
 pub mod messages;
 pub mod migrations;
 pub mod sessions;
+pub mod status;
 pub mod tasks;
 pub mod users;
+pub mod writer;
 
 use crate::config::Synchronous;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use effects::EffectSink;
 use rusqlite::{Connection, OpenFlags};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
+pub use writer::Tx;
 
-/// The oldest bundled SQLite the server accepts (SPEC §2: WAL fixes up to 3.51.3).
+/// The oldest bundled SQLite the server accepts (3.51.3: the release with the WAL fixes).
 pub const MIN_SQLITE: i32 = 3_051_003;
 /// How long a connection waits on a lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most jobs committed together in one transaction.
-const MAX_BATCH: usize = 128;
-
-/// A write job as the writer thread sees it: run on the writer connection inside a savepoint,
-/// returning whether it succeeded and how to deliver its result once the batch has committed.
-/// `None` means the transaction could not begin: the job must not run, only report.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
-
-struct Completion {
-    ok: bool,
-    deliver: Box<dyn FnOnce(Result<(), ApiError>) + Send>,
-}
 
 /// Handle to the database: the writer's queue and what readers need to open connections.
 #[derive(Clone)]
 pub struct Db {
     path: PathBuf,
-    jobs: mpsc::SyncSender<Job>,
+    writer: writer::Writer,
 }
 
 /// Why the database could not be opened; the message is meant for the admin.
@@ -63,24 +50,26 @@ impl std::fmt::Display for OpenError {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file, refuses an old SQLite or a corrupt file,
-    /// applies the schema or migrations, and starts the writer thread.
+    /// Opens (creating if needed) the database file with mode 0600, refuses an old SQLite or
+    /// a corrupt file, applies the schema or migrations, and starts the writer thread.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Db, OpenError> {
         let conn = open_writer(path, sync)?;
-        let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
-        thread::Builder::new()
-            .name("ccjk-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+        let writer = writer::Writer::start(conn)
             .map_err(|e| OpenError(format!("cannot start the writer thread: {e}")))?;
         Ok(Db {
             path: path.to_path_buf(),
-            jobs,
+            writer,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Installs where after-commit effects go (once, at start-up).
+    pub fn set_effect_sink(&self, sink: Arc<dyn EffectSink>) {
+        self.writer.set_effect_sink(sink);
     }
 
     /// A new read-only connection (WAL, `query_only`, foreign keys, busy timeout). Each
@@ -96,38 +85,22 @@ impl Db {
         Ok(c)
     }
 
-    /// Runs `f` on the writer connection inside the next group-commit transaction and returns
-    /// its result once that transaction has committed. If `f` returns `Err` (or panics), only
-    /// its own changes are rolled back. Errors: whatever `f` returns; `INTERNAL` if the commit
-    /// fails; `SERVICE_UNAVAILABLE` if the writer has stopped.
+    /// Runs `f` on the writer connection inside the next group-commit transaction; see
+    /// `writer::Writer::write` for the guarantees and errors.
     pub fn write<R, F>(&self, f: F) -> ApiResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<R> + Send + 'static,
+        F: FnOnce(&Tx) -> ApiResult<R> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel::<ApiResult<R>>(1);
-        let job: Job = Box::new(move |conn: Option<&Connection>| {
-            let r = match conn {
-                Some(conn) => catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| {
-                    Err(ApiError::internal(format!(
-                        "panic in write: {}",
-                        panic_text(&p)
-                    )))
-                }),
-                None => Err(ApiError::unavailable("Database busy, retry shortly", 1)),
-            };
-            Completion {
-                ok: r.is_ok(),
-                deliver: Box::new(move |commit| {
-                    let _ = tx.send(commit.and(r));
-                }),
-            }
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| ApiError::unavailable("The server is shutting down", 5))?;
-        rx.recv()
-            .unwrap_or_else(|_| Err(ApiError::unavailable("The server is shutting down", 5)))
+        self.writer.write(f)
+    }
+
+    /// Queues `f` without waiting for its commit (see `writer::Writer::write_later`).
+    pub fn write_later<F>(&self, f: F)
+    where
+        F: FnOnce(&Tx) -> ApiResult<()> + Send + 'static,
+    {
+        self.writer.write_later(f)
     }
 
     /// Checkpoints the WAL into the main file and truncates it (used at shutdown).
@@ -165,6 +138,8 @@ fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, OpenError> 
             rusqlite::version()
         )));
     }
+    create_private(path)
+        .map_err(|e| OpenError(format!("cannot create database {}: {e}", path.display())))?;
     let conn = Connection::open(path)
         .map_err(|e| OpenError(format!("cannot open database {}: {e}", path.display())))?;
     let setup = |c: &Connection| -> Result<(), String> {
@@ -200,55 +175,21 @@ fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, OpenError> 
     Ok(conn)
 }
 
-/// The writer thread: batches jobs into one transaction each, savepoint per job.
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut done = Vec::with_capacity(batch.len());
-        let begun = run(&conn, "BEGIN IMMEDIATE");
-        if let Err(e) = begun {
-            log::error!("BEGIN IMMEDIATE failed: {e}");
-            for job in batch.drain(..) {
-                let c = job(None);
-                (c.deliver)(Ok(()));
-            }
-            continue;
-        }
-        for job in batch.drain(..) {
-            let sp = run(&conn, "SAVEPOINT job");
-            let c = job(Some(&conn));
-            let end = if c.ok && sp.is_ok() {
-                run(&conn, "RELEASE job")
-            } else {
-                run(&conn, "ROLLBACK TO job").and_then(|_| run(&conn, "RELEASE job"))
-            };
-            if let Err(e) = end {
-                log::error!("savepoint handling failed: {e}");
-            }
-            done.push(c);
-        }
-        let commit = run(&conn, "COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            ApiError::internal(format!("commit failed: {e}"))
-        });
-        for c in done {
-            (c.deliver)(commit.clone());
-        }
+/// Creates `path` as an empty file readable by its owner only (0600) if it does not exist
+/// yet. SQLite gives the `-wal` and `-shm` files it creates the database file's permissions, so
+/// they are private too; an existing file keeps the mode an admin gave it.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
-    log::debug!("writer thread stopped");
-}
-
-/// Runs a transaction-control statement from the statement cache (parsing `BEGIN`, `SAVEPOINT`,
-/// `RELEASE` and `COMMIT` anew for every batch and job showed in profiles).
-fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Helper for optional single-row queries.

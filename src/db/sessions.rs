@@ -1,4 +1,4 @@
-//! SQL for `sessions` (SPEC §4, §7.4): named logins with a token and a refresh token.
+//! SQL for `sessions` (schema.sql, docs/security.md): named logins with a token and a refresh token.
 //!
 //! Every lookup by id also names the owner (`user_id = ?`): another user's session id behaves
 //! exactly like a missing one.
@@ -113,13 +113,18 @@ pub fn find_by_refresh(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<S
     .optional()
 }
 
-/// The user's live sessions, most recently used first.
-pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Session>> {
+/// A page of the user's live sessions, most recently used first.
+pub fn list(
+    c: &Connection,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<Vec<Session>> {
     c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL \
-         ORDER BY last_used_at DESC, id DESC"
+         ORDER BY last_used_at DESC, id DESC LIMIT ?2 OFFSET ?3"
     ))?
-    .query_map([user_id], from_row)?
+    .query_map(params![user_id, limit, offset], from_row)?
     .collect()
 }
 
@@ -179,7 +184,7 @@ pub fn revoke(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<bool> {
     Ok(n == 1)
 }
 
-/// Revokes every live session of the user except `keep` (password change, SPEC §7.4).
+/// Revokes every live session of the user except `keep` (a password change).
 pub fn revoke_others(c: &Connection, user_id: i64, keep: Option<i64>) -> rusqlite::Result<usize> {
     c.execute(
         "UPDATE sessions SET revoked_at = ?3, refresh_hash = NULL \

@@ -1,13 +1,12 @@
-//! SQL for `tasks` (SPEC §4, §7.1): insert, look up inside the owner's data, claim, finish,
-//! cancel, requeue. State changes that must happen together run inside one writer job; the
-//! functions here are the single statements those jobs are made of.
+//! SQL for `tasks` (docs/tasks.md): insert, look up inside the owner's data, claim, finish,
+//! cancel, requeue. State changes that must happen together run inside one write job; the
+//! functions here are the single statements those jobs are made of. Ties in age are broken by
+//! the insertion order (`rowid`), never by the random id.
 
 use super::OptionalRow;
+pub use super::status::TaskStatus;
 use crate::time;
 use rusqlite::{Connection, Row, params};
-
-/// Statuses in which a task will not change again (except a late cancel acknowledgement).
-pub const FINAL: [&str; 4] = ["completed", "failed", "cancelled", "timeout"];
 
 /// A task row, with its device's public uuid.
 #[derive(Clone, Debug)]
@@ -27,7 +26,7 @@ pub struct Task {
     pub args: Option<String>,
     pub cwd: Option<String>,
     pub env: Option<String>,
-    pub status: String,
+    pub status: TaskStatus,
     pub priority: i64,
     pub timeout_ms: i64,
     pub max_retries: i64,
@@ -51,7 +50,12 @@ pub struct Task {
 impl Task {
     /// Is the status final?
     pub fn is_final(&self) -> bool {
-        FINAL.contains(&self.status.as_str())
+        self.status.is_final()
+    }
+
+    /// Is the task this device's: targeted at it, or held (or last held) by it?
+    pub fn is_for_device(&self, device_id: i64) -> bool {
+        self.device_id == Some(device_id) || self.claimed_by == Some(device_id)
     }
 }
 
@@ -104,7 +108,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Task> {
 }
 
 /// What a new task is made of (validated by `api::tasks`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NewTask {
     pub user_id: i64,
     pub device_id: Option<i64>,
@@ -117,8 +121,8 @@ pub struct NewTask {
     pub args: Option<String>,
     pub cwd: Option<String>,
     pub env: Option<String>,
-    /// `pending`, or `queued` behind a predecessor.
-    pub status: &'static str,
+    /// `Pending`, or `Queued` behind a predecessor.
+    pub status: TaskStatus,
     pub priority: i64,
     pub timeout_ms: i64,
     pub max_retries: i64,
@@ -185,7 +189,7 @@ pub fn by_idempotency_key(
 /// Filters for `list`.
 #[derive(Default, Debug, Clone)]
 pub struct Filter {
-    pub status: Option<String>,
+    pub status: Option<TaskStatus>,
     pub device_id: Option<i64>,
     pub session_id: Option<i64>,
     pub batch_id: Option<String>,
@@ -199,7 +203,7 @@ pub fn list(c: &Connection, user_id: i64, f: &Filter) -> rusqlite::Result<Vec<Ta
         "SELECT {COLUMNS} {FROM} WHERE t.user_id = ?1 AND (?2 IS NULL OR t.status = ?2) \
          AND (?3 IS NULL OR t.device_id = ?3) AND (?4 IS NULL OR t.session_id = ?4) \
          AND (?5 IS NULL OR t.batch_id = ?5) \
-         ORDER BY t.created_at DESC, t.id LIMIT ?6 OFFSET ?7"
+         ORDER BY t.created_at DESC, t.rowid DESC LIMIT ?6 OFFSET ?7"
     ))?
     .query_map(
         params![
@@ -217,7 +221,7 @@ pub fn list(c: &Connection, user_id: i64, f: &Filter) -> rusqlite::Result<Vec<Ta
 }
 
 /// (status, number of tasks) over all users (`/metrics`).
-pub fn count_by_status(c: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+pub fn count_by_status(c: &Connection) -> rusqlite::Result<Vec<(TaskStatus, i64)>> {
     let mut st = c.prepare("SELECT status, count(*) FROM tasks GROUP BY status")?;
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
 }
@@ -274,10 +278,10 @@ pub fn claim(
     let ids: Vec<String> = c
         .prepare_cached(
             "SELECT id FROM (\
-               SELECT id, priority, created_at FROM tasks WHERE device_id = ?1 AND status = 'pending' \
+               SELECT id, priority, created_at, rowid AS seq FROM tasks WHERE device_id = ?1 AND status = 'pending' \
                UNION ALL \
-               SELECT id, priority, created_at FROM tasks WHERE user_id = ?2 AND any_device = 1 AND device_id IS NULL AND status = 'pending') \
-             ORDER BY priority DESC, created_at, id LIMIT ?3",
+               SELECT id, priority, created_at, rowid AS seq FROM tasks WHERE user_id = ?2 AND any_device = 1 AND device_id IS NULL AND status = 'pending') \
+             ORDER BY priority DESC, created_at, seq LIMIT ?3",
         )?
         .query_map(params![device_id, user_id, n], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -314,11 +318,11 @@ pub fn pending_cancels(
     .collect()
 }
 
-/// Tasks a device holds (running or cancel not yet acknowledged).
+/// Tasks a device holds (running or cancel not yet acknowledged): (id, status, started_at).
 pub fn held_by(
     c: &Connection,
     device_id: i64,
-) -> rusqlite::Result<Vec<(String, String, Option<String>)>> {
+) -> rusqlite::Result<Vec<(String, TaskStatus, Option<String>)>> {
     c.prepare_cached(
         "SELECT id, status, started_at FROM tasks WHERE claimed_by = ?1 AND lease_expires_at IS NOT NULL",
     )?
@@ -326,13 +330,15 @@ pub fn held_by(
     .collect()
 }
 
-/// The outcome of a daemon's report, already capped.
-pub struct Outcome<'a> {
-    pub status: &'a str,
+/// A daemon's result, already capped and checked.
+pub struct TaskResult<'a> {
+    pub status: TaskStatus,
     pub exit_code: Option<i64>,
     pub stdout: Option<&'a str>,
     pub stderr: Option<&'a str>,
     pub error: Option<&'a str>,
+    /// When the daemon says the command started, if that is sane (else the claim's time stays).
+    pub started_at: Option<&'a str>,
     pub completed_at: &'a str,
 }
 
@@ -342,16 +348,17 @@ pub fn finish(
     id: &str,
     device_id: i64,
     attempt: i64,
-    o: &Outcome,
+    o: &TaskResult,
 ) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
             "UPDATE tasks SET status = ?4, exit_code = ?5, stdout = ?6, stderr = ?7, error_message = ?8, \
              completed_at = ?9, updated_at = ?10, lease_expires_at = NULL, \
+             started_at = coalesce(?11, started_at), \
              progress = CASE WHEN ?4 = 'completed' THEN 100 ELSE progress END \
              WHERE id = ?1 AND claimed_by = ?2 AND attempt = ?3 AND status = 'running'",
         )?
-        .execute(params![id, device_id, attempt, o.status, o.exit_code, o.stdout, o.stderr, o.error, o.completed_at, time::now()])?;
+        .execute(params![id, device_id, attempt, o.status, o.exit_code, o.stdout, o.stderr, o.error, o.completed_at, time::now(), o.started_at])?;
     Ok(n == 1)
 }
 
@@ -361,7 +368,7 @@ pub fn keep_cancelled_output(
     c: &Connection,
     id: &str,
     device_id: i64,
-    o: &Outcome,
+    o: &TaskResult,
 ) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
@@ -390,9 +397,9 @@ pub fn progress(
     Ok(n == 1)
 }
 
-/// Gives a held attempt back: `pending` with `retry_count + 1` while retries remain, else
+/// Requeues a held attempt: `pending` with `retry_count + 1` while retries remain, else
 /// `timeout`; a cancelled task just loses its lease. Returns the new status, if it matched.
-pub fn give_back(c: &Connection, id: &str, reason: &str) -> rusqlite::Result<Option<String>> {
+pub fn requeue(c: &Connection, id: &str, reason: &str) -> rusqlite::Result<Option<TaskStatus>> {
     let now = time::now();
     c.prepare_cached(
         "UPDATE tasks SET \
@@ -446,8 +453,8 @@ pub fn successor(c: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
         .optional()
 }
 
-/// Makes a queued task claimable.
-pub fn release(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+/// Unblocks a task queued behind a finished predecessor: it becomes claimable.
+pub fn unblock(c: &Connection, id: &str) -> rusqlite::Result<bool> {
     let n = c.execute(
         "UPDATE tasks SET status = 'pending', updated_at = ?2 WHERE id = ?1 AND status = 'queued'",
         params![id, time::now()],
@@ -461,12 +468,12 @@ pub fn unfinished(
     user_id: i64,
     device_id: Option<i64>,
     session_id: Option<i64>,
-) -> rusqlite::Result<Vec<(String, String)>> {
+) -> rusqlite::Result<Vec<String>> {
     c.prepare(
-        "SELECT id, status FROM tasks WHERE user_id = ?1 AND status IN ('queued', 'pending', 'running') \
-         AND (?2 IS NULL OR device_id = ?2) AND (?3 IS NULL OR session_id = ?3)",
+        "SELECT id FROM tasks WHERE user_id = ?1 AND status IN ('queued', 'pending', 'running') \
+         AND (?2 IS NULL OR device_id = ?2) AND (?3 IS NULL OR session_id = ?3) ORDER BY rowid",
     )?
-    .query_map(params![user_id, device_id, session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .query_map(params![user_id, device_id, session_id], |r| r.get(0))?
     .collect()
 }
 
@@ -477,7 +484,7 @@ pub fn all_pending_targets(c: &Connection) -> rusqlite::Result<Vec<(Option<i64>,
         .collect()
 }
 
-/// A task by id alone — only for internal jobs (janitor, give-back) that got the id from the
+/// A task by id alone — only for internal jobs (janitor, requeue) that got the id from the
 /// database itself, never for an id a caller sent.
 pub fn get_internal(c: &Connection, id: &str) -> rusqlite::Result<Option<Task>> {
     c.prepare_cached(&format!("SELECT {COLUMNS} {FROM} WHERE t.id = ?1"))?

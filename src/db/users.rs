@@ -1,7 +1,7 @@
-//! SQL for `users` (SPEC §4): accounts, login lookup, profile, plan and admin flags.
+//! SQL for `users` (schema.sql): accounts, login lookup, profile, plan and admin flags.
 
 use super::OptionalRow;
-use crate::error::{ApiError, ApiResult, is_unique_violation};
+use crate::error::{ApiError, ApiResult, Code, is_unique_violation};
 use crate::time;
 use rusqlite::{Connection, Row, params};
 
@@ -59,14 +59,37 @@ pub fn is_active(c: &Connection, id: i64) -> rusqlite::Result<Option<bool>> {
         .optional()
 }
 
-/// The user whose email or username is `login` (case-insensitive), with the password hash.
-pub fn find_for_login(c: &Connection, login: &str) -> rusqlite::Result<Option<(User, String)>> {
+/// The user whose e-mail comparison key is `key` (`domain::text::email_key` of what was
+/// typed) or whose username is `login` (ASCII case-insensitive), with the password hash.
+pub fn find_for_login(
+    c: &Connection,
+    login: &str,
+    key: &str,
+) -> rusqlite::Result<Option<(User, String)>> {
     c.prepare_cached(&format!(
-        "SELECT {COLUMNS}, password_hash FROM users WHERE email = ?1 OR username = ?1 \
-         ORDER BY email = ?1 DESC LIMIT 1"
+        "SELECT {COLUMNS}, password_hash FROM users WHERE email_key = ?2 OR email = ?1 \
+         OR username = ?1 ORDER BY email_key IS ?2 DESC, email = ?1 DESC LIMIT 1"
     ))?
-    .query_row([login], |r| Ok((from_row(r)?, r.get(13)?)))
+    .query_row(params![login, key], |r| Ok((from_row(r)?, r.get(13)?)))
     .optional()
+}
+
+/// Users whose e-mail comparison key is not filled in yet (accounts made before it existed),
+/// as (id, email).
+pub fn missing_email_keys(c: &Connection) -> rusqlite::Result<Vec<(i64, String)>> {
+    c.prepare("SELECT id, email FROM users WHERE email_key IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Fills in a user's e-mail comparison key. Errors: a UNIQUE violation when another account
+/// already has the same key (a look-alike registered before keys existed).
+pub fn set_email_key(c: &Connection, id: i64, key: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE users SET email_key = ?2 WHERE id = ?1",
+        params![id, key],
+    )?;
+    Ok(())
 }
 
 /// Every user, oldest first (for `ccjk-cloud user list`).
@@ -78,30 +101,38 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<User>> {
 
 /// What a new account is made of.
 pub struct NewUser<'a> {
+    /// As typed, trimmed, NFC.
     pub email: &'a str,
+    /// `domain::text::email_key(email)`, unique.
+    pub email_key: &'a str,
     pub username: Option<&'a str>,
     pub display_name: Option<&'a str>,
     pub password_hash: &'a str,
-    /// Plan for every account but the first, which is an admin on `enterprise` (SPEC §7.3).
-    pub default_plan: &'a str,
+    /// Its plan (`domain::policy::new_account_plan` decides).
+    pub plan: &'a str,
+    pub is_admin: bool,
+}
+
+/// Is this the first account on the server (no user yet)?
+pub fn none_yet(c: &Connection) -> rusqlite::Result<bool> {
+    c.query_row("SELECT NOT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))
 }
 
 /// Inserts a user. Errors: 409 `EMAIL_TAKEN` / `USERNAME_TAKEN`; 500 for an unknown plan.
 pub fn insert(c: &Connection, u: &NewUser) -> ApiResult<User> {
     let now = time::now();
-    let first: bool = c.query_row("SELECT NOT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?;
-    let plan = if first { "enterprise" } else { u.default_plan };
     let r = c.execute(
         "INSERT INTO users (email, username, display_name, password_hash, plan, is_admin, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+         created_at, updated_at, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
         params![
             u.email,
             u.username,
             u.display_name,
             u.password_hash,
-            plan,
-            first,
-            now
+            u.plan,
+            u.is_admin,
+            now,
+            u.email_key
         ],
     );
     match r {
@@ -114,10 +145,10 @@ pub fn insert(c: &Connection, u: &NewUser) -> ApiResult<User> {
 }
 
 fn taken(e: &rusqlite::Error) -> ApiError {
-    if e.to_string().contains("users.username") {
-        ApiError::conflict("USERNAME_TAKEN", "Username already exists")
+    if e.to_string().contains("username") {
+        ApiError::conflict(Code::UsernameTaken, "Username already exists")
     } else {
-        ApiError::conflict("EMAIL_TAKEN", "Email already registered")
+        ApiError::conflict(Code::EmailTaken, "Email already registered")
     }
 }
 
@@ -209,7 +240,7 @@ pub enum Flag {
     Active,
 }
 
-/// A user's plan limits (SPEC §4 `plans`); `None` = unlimited.
+/// A user's plan limits (the `plans` table); `None` = unlimited.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
     pub max_devices: Option<i64>,

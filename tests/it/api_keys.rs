@@ -89,7 +89,7 @@ fn a_key_holds_only_its_scopes() {
 fn a_key_cannot_mint_keys_or_sessions() {
     let s = TestServer::start();
     let (token, _, _) = s.register("cy@example.com");
-    let (id, key) = s.create_api_key(&token, &ccjk_cloud::auth::SCOPES);
+    let (id, key) = s.create_api_key(&token, &ccjk_cloud::domain::callers::SCOPES);
     let k = Some(key.as_str());
     let body = json!({"name": "wider", "scopes": ["user:write"]});
     assert_v1_error(&s.post_json("/v1/api-keys", k, body), 401, "UNAUTHORIZED");

@@ -379,8 +379,8 @@ fn daemon_register_is_idempotent_per_machine_id() {
     let list = assert_v1_ok(&s.get("/v1/devices", Some(&token)), 200);
     assert_eq!(
         list["devices"].as_array().expect("devices").len(),
-        3,
-        "default + two machines"
+        2,
+        "two machines (no device is made at sign-up)"
     );
     assert_eq!(
         heartbeat(&s, &key, json!({"status": "online"}))["device_status"],

@@ -243,6 +243,7 @@ fn free_plan_device_quota_is_403_with_details() {
     let s = TestServer::start();
     let (admin, _, _) = s.register("admin@example.com");
     let (free, _, _) = s.register("free@example.com");
+    new_device(&s, &free, "first");
     let r = s.post_json("/v1/devices", Some(&free), json!({"name": "second"}));
     assert_v1_error(&r, 403, "QUOTA_EXCEEDED");
     let det = &r.body["error"]["details"];

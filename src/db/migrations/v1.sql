@@ -33,7 +33,7 @@ INSERT OR IGNORE INTO plans VALUES
     ('enterprise', NULL, NULL, 10, 107374182400, 90,  1000);
 
 -- Users: people who own devices and tasks. Log in by email or username (both unique,
--- case-insensitive). The first account on a fresh server is an admin on 'enterprise' (SPEC §7.3).
+-- case-insensitive). The first account on a fresh server is an admin on 'enterprise' (docs/limits.md).
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY,
     username      TEXT UNIQUE COLLATE NOCASE,        -- optional login name
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS users (
     updated_at    TEXT NOT NULL,
     last_login_at TEXT,
     failed_logins INTEGER NOT NULL DEFAULT 0,        -- consecutive failed logins (reset on success)
-    locked_until  TEXT                               -- set while login is throttled (SPEC §8.2)
+    locked_until  TEXT                               -- set while login is throttled (docs/security.md)
 ) STRICT;
 
 -- Sessions: named logins (Sessions' "conversations"). A session has a bearer token (ccs_...)

@@ -1,7 +1,7 @@
 -- Schema version 2: the task queue (tasks), per-day device uptime and notifications (messages).
 -- schema.sql carries the same definitions for fresh databases.
 
--- Tasks: shell commands queued by a person for one of their daemons (SPEC §7.1).
+-- Tasks: shell commands queued by a person for one of their daemons (docs/tasks.md).
 -- status: queued (waiting for its predecessor in a sequential batch) → pending (claimable) →
 -- running (claimed; a daemon holds the attempt until lease_expires_at) → completed | failed |
 -- cancelled | timeout. any_device = 1: created for any of the owner's devices (device_id NULL);
@@ -61,7 +61,7 @@ CREATE INDEX IF NOT EXISTS tasks_session ON tasks(session_id) WHERE session_id I
 CREATE INDEX IF NOT EXISTS tasks_depends ON tasks(depends_on) WHERE depends_on IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
 
--- Seconds each device was online, per UTC day (Lite's uptime_hours; SPEC §7.2). A heartbeat
+-- Seconds each device was online, per UTC day (Lite's uptime_hours; docs/tasks.md). A heartbeat
 -- adds the time since the previous one, at most 2 × heartbeat_interval per gap.
 CREATE TABLE IF NOT EXISTS device_uptime (
     device_id      INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,

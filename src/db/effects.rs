@@ -1,0 +1,34 @@
+//! After-commit effects (docs/architecture.md "Writes"): what must happen once a write job's
+//! transaction has committed, and never if it rolled back.
+//!
+//! A write job registers effects on its transaction (`Tx::after_commit`); the writer runs
+//! the effects of every job of a batch after the batch's `COMMIT` succeeded, through the one
+//! `EffectSink` installed at start-up, which knows where each effect goes (the long-poll
+//! registry, the caches). A job that fails, or a batch whose commit fails, runs none.
+
+/// Something to do once a write has committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A task became claimable for this device, or a cancel is pending for a task it holds:
+    /// wake its parked long-polls.
+    DeviceWork(i64),
+    /// A task became claimable for any device of this user: wake the user's parked polls.
+    UserWork(i64),
+    /// A running slot of this user was freed (a result, a requeue, a cancel): polls that
+    /// waited at a concurrency limit may claim now.
+    CapacityFreed(i64),
+    /// A device's row or key changed other than by its own heartbeat (rename, config,
+    /// re-registration, key rotation, deletion, offline marking): forget its cached key and
+    /// row, and wake its parked polls so they re-check their credential.
+    DeviceChanged(i64),
+    /// A device's status changed without its key or owner changing (the janitor marked it
+    /// offline): forget its cached heartbeat row only.
+    DeviceRowStale(i64),
+}
+
+/// Where effects go. Installed once (`db::Db::set_effect_sink`); called on the writer thread,
+/// so an implementation must be quick and must not write to the database itself.
+pub trait EffectSink: Send + Sync {
+    /// Runs effects of committed jobs, in the order they were registered.
+    fn apply(&self, effects: Vec<Effect>);
+}

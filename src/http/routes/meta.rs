@@ -1,0 +1,43 @@
+//! Routes about the server itself: `GET /health`, `GET /metrics` and
+//! `GET /v1/openapi.json` (README "Operations").
+
+use crate::domain::health::{self, Health};
+use crate::error::ApiResult;
+use crate::http::Reply;
+use crate::http::openapi;
+use crate::http::route::{Auth, Call, Out, Route, get};
+
+/// The meta routes.
+#[rustfmt::skip]
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/health").bare()
+            .to("Is the database answering (a read and an empty write)", health),
+        get("/metrics").auth(Auth::LoopbackOrAdmin).raw("text/plain; version=0.0.4")
+            .to_out("Prometheus metrics (loopback clients and admins)", metrics),
+        get("/v1/openapi.json").raw("application/json")
+            .to_out("This document: OpenAPI 3.1 for every family", document),
+    ]
+}
+
+/// `GET /health`: a flat `{status, database, version}`; 503 when the database is not answering.
+fn health(call: &Call, _: ()) -> ApiResult<Health> {
+    health::check(&call.cx)
+}
+
+/// `GET /metrics`: Prometheus text.
+fn metrics(call: &Call, _: ()) -> ApiResult<Out<()>> {
+    let text = health::metrics(&call.cx, call.app.polls.len())?;
+    Ok(Out::Reply(Reply {
+        content_type: "text/plain; version=0.0.4",
+        ..Reply::text(200, text)
+    }))
+}
+
+/// `GET /v1/openapi.json`.
+fn document(call: &Call, _: ()) -> ApiResult<Out<()>> {
+    Ok(Out::Reply(Reply::json(
+        200,
+        &openapi::document(&call.app.table),
+    )))
+}

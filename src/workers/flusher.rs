@@ -1,0 +1,29 @@
+//! The heartbeat flusher: writes the heartbeats coalesced in memory (`state::presence`) every
+//! `policy::HEARTBEAT_FLUSH_EVERY`, in one write job, and once more at shutdown.
+
+use crate::db::devices;
+use crate::domain::Services;
+use crate::domain::policy::HEARTBEAT_FLUSH_EVERY;
+use crate::error::ApiResult;
+use crate::workers::{Stop, periodic};
+use std::sync::Arc;
+
+/// Writes everything pending now.
+pub fn flush(svc: &Services) -> ApiResult<()> {
+    let entries = svc.presence.drain();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    svc.db
+        .write(move |tx| Ok(devices::write_beats(tx, &entries)?))
+}
+
+/// Starts the `ccjk-flusher` thread.
+pub fn spawn(svc: Arc<Services>, stop: &Stop) -> std::io::Result<std::thread::JoinHandle<()>> {
+    periodic("flusher", HEARTBEAT_FLUSH_EVERY, stop, move |last| {
+        if let Err(e) = flush(&svc) {
+            let when = if last { " at shutdown" } else { "" };
+            log::error!("writing heartbeats{when} failed: {e}");
+        }
+    })
+}
