@@ -1,4 +1,4 @@
-//! Every setting of the server, its default and its `CCJK_*` variable (SPEC §3).
+//! Every setting of the server, its default and its `CCJK_*` variable (README "Configuration").
 //!
 //! `Config::default()` is the one place defaults live; `Config::from_env()` reads the
 //! environment once at start-up and `validate()` reports every problem together. Nothing else in
@@ -76,7 +76,7 @@ pub struct Config {
     pub max_log_upload: usize,
     /// `CCJK_MAX_KV_VALUE`, default 1 MiB.
     pub max_kv_value: usize,
-    /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (SPEC §8.1: at most two).
+    /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (docs/security.md: at most two).
     /// Default: two, or one when the process may run on a single core (`taskset`, cgroup
     /// cpusets, a 1-vCPU VPS), where a second hash only doubles the memory (19 MiB each) and
     /// each login's latency without adding throughput, and where two idle-policy hashing
@@ -84,10 +84,14 @@ pub struct Config {
     pub hash_threads: usize,
     /// How long a login may wait for a hashing thread before it gets 503.
     pub hash_queue_wait: Duration,
-    /// Added to a task's timeout to form its lease (SPEC §7.1: 30 s).
+    /// Added to a task's timeout to form its lease (docs/tasks.md: 30 s).
     pub lease_grace: Duration,
     /// How often the janitor runs (offline detection, lease expiry, idle sessions).
     pub janitor_interval: Duration,
+    /// How often heartbeats coalesced in memory are written, default 5 s: a crash loses at
+    /// most this much of heartbeat times (never a status change, a task or a result). Not an
+    /// environment setting; tests lengthen it to see the write at shutdown.
+    pub heartbeat_flush_every: Duration,
 }
 
 /// 1 MiB.
@@ -117,6 +121,7 @@ impl Default for Config {
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
+            heartbeat_flush_every: Duration::from_secs(5),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! time. On any error the connection is dropped and the next request reconnects; errors and
 //! reconnects are counted so a run can show them. Every new connection is first checked with a
 //! `GET /health` under a short timeout and replaced if tiny_http leaves it unserved (its pool
-//! race, SPEC §8.5); those are counted too. Cheap per request: usually one `write` and one
+//! race, README "Behind nginx or Caddy"); those are counted too. Cheap per request: usually one `write` and one
 //! `read` system call, no allocation.
 
 use std::io::{self, Read, Write};
@@ -82,7 +82,7 @@ impl Conn {
     }
 
     /// Opens the connection and makes sure the server serves it: tiny_http can leave a new
-    /// connection unserved until another one closes (its pool race, SPEC §8.5), so `probe` is
+    /// connection unserved until another one closes (its pool race, README "Behind nginx or Caddy"), so `probe` is
     /// sent with a short `wait` and, without an answer, the connection is replaced (up to 5
     /// times), as a real client with timeouts would. Each replaced connection counts in
     /// `unserved`. Returns whether a served connection is open.

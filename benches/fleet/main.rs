@@ -1,5 +1,5 @@
 //! `cargo bench --bench fleet [-- PHASE ...] [--quick]`: ccjk-cloud's end-to-end benchmark
-//! (SPEC §10). It starts the release server on a temporary database pinned to core 0, re-runs
+//! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
 //! `hot`, `ceiling`, `login`, `fleet` and `idle` (`hot` and `ceiling` in alternating rounds,

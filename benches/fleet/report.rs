@@ -1,4 +1,4 @@
-//! Renders the run: one human table (phase, figure, value, SPEC §10 target, verdict), the
+//! Renders the run: one human table (phase, figure, value, README "Performance", verdict), the
 //! reasons a run is invalid or failed, then exactly one `BENCH_JSON {…}` line with every figure.
 //! Verdicts: `ok`/`MISS` against a target, `FAIL` for a correctness violation.
 
@@ -26,7 +26,7 @@ fn ms(us: &Value) -> String {
     f(us).map_or("-".into(), |u| format!("{:.2}", u / 1000.0))
 }
 
-/// `/proc` reports KiB; the table shows decimal megabytes (10^6 bytes), as SPEC §10's targets
+/// `/proc` reports KiB; the table shows decimal megabytes (10^6 bytes), as README "Performance"
 /// and the binary size are read.
 fn mb(kb: &Value) -> String {
     f(kb).map_or("-".into(), |k| format!("{:.1} MB", k * 1024.0 / 1e6))
@@ -54,7 +54,13 @@ impl Table {
     }
 
     fn print(&self) {
-        let head = ["phase", "figure", "value", "target (SPEC §10)", ""];
+        let head = [
+            "phase",
+            "figure",
+            "value",
+            "target (README Performance)",
+            "",
+        ];
         let mut w = head.map(|h| h.chars().count());
         for r in &self.0 {
             for (i, c) in r.iter().enumerate() {

@@ -19,6 +19,8 @@ pub mod policy;
 pub mod services;
 pub mod sessions;
 pub mod tasks;
+#[cfg(test)]
+pub mod testing;
 pub mod text;
 
 pub use services::{Clock, Cx, Origin, Page, Paged, Services};

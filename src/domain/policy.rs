@@ -24,9 +24,6 @@ pub const OMITTED_TASK_INTERVALS: i64 = 1;
 pub const DEFAULT_HEARTBEAT_INTERVAL: i64 = 30;
 /// `max_concurrent_tasks` of a device whose config does not say.
 pub const DEFAULT_DEVICE_CONCURRENCY: i64 = 3;
-/// How often heartbeats coalesced in memory are written; a crash loses at most this much of
-/// heartbeat times (never a status change, a task or a result).
-pub const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// How long a cached device row (heartbeat view) is trusted.
 pub const DEVICE_ROW_TTL: Duration = Duration::from_secs(5);
 /// How long a device key is cached before SQLite is asked again.
