@@ -79,6 +79,7 @@ impl From<&Task> for LiteTask {
 
 /// Lite's heartbeat.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteHeartbeat")]
 pub struct HeartbeatBody {
     /// `online` (default), `busy`, `error`, `maintenance` or `offline`.
     pub status: Option<String>,
@@ -88,6 +89,7 @@ pub struct HeartbeatBody {
 
 /// Tasks the heartbeat claimed (now running), and cancels to deliver.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteHeartbeatReply")]
 pub struct HeartbeatReply {
     pub pending_tasks: Vec<LiteTask>,
     pub cancel_tasks: Vec<String>,
@@ -121,6 +123,7 @@ fn heartbeat(call: &Call, JsonOr(b): JsonOr<HeartbeatBody>) -> ApiResult<Heartbe
 
 /// Claimed tasks and cancels.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteClaimed")]
 pub struct Claimed {
     pub tasks: Vec<LiteTask>,
     pub cancel_tasks: Vec<String>,
@@ -144,6 +147,7 @@ fn daemon_tasks(call: &Call, Query(q): Query<PollQuery>) -> ApiResult<Out<Claime
 
 /// A task's id and state.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteTaskRef")]
 pub struct TaskRef {
     pub task_id: String,
     pub status: TaskStatus,
@@ -199,12 +203,14 @@ fn get_task(call: &Call, _: ()) -> ApiResult<TaskView> {
 
 /// `status` filter of Lite's task list.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteStatusFilter")]
 pub struct StatusFilter {
     pub status: Option<String>,
 }
 
 /// Lite's task list.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteTaskList")]
 pub struct TaskList {
     pub tasks: Vec<TaskView>,
     pub next_cursor: Option<String>,
@@ -237,6 +243,7 @@ fn cancel_task(call: &Call, _: ()) -> ApiResult<TaskRef> {
 
 /// Lite's sign-up or login.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteAuth")]
 pub struct AuthBody {
     pub email: String,
     pub password: String,
@@ -244,6 +251,7 @@ pub struct AuthBody {
 
 /// The key a Lite daemon uses, and its account.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteDeviceKey")]
 pub struct DeviceKey {
     /// `ccjk_…`: the primary device's key, the same on every login.
     pub device_key: String,
@@ -279,12 +287,14 @@ fn register_or_login(call: &Call, Json(b): Json<AuthBody>) -> ApiResult<DeviceKe
 
 /// `device_key` to check, when not in `X-Device-Key`.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteVerifyQuery")]
 pub struct VerifyQuery {
     pub device_key: Option<String>,
 }
 
 /// A valid credential's account.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteValid")]
 pub struct Valid {
     pub valid: bool,
     pub user_id: i64,
