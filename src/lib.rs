@@ -21,6 +21,7 @@
 //! and the writer · `crypto` tokens and sealing · `password` argon2id · `throttle` brute-force
 //! limits · `time` timestamps · `cli` admin subcommands.
 
+pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod auth;
