@@ -36,6 +36,8 @@ pub struct App {
     pub ticker: Ticker,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
+    /// Defences against slow and hostile clients (`net`): body readers, sockets, watchdog.
+    pub net: crate::net::Net,
 }
 
 impl App {

@@ -34,6 +34,7 @@ pub mod hints;
 pub mod http;
 pub mod janitor;
 pub mod keycache;
+pub mod net;
 pub mod park;
 pub mod password;
 pub mod presence;
@@ -111,6 +112,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     );
     let addr = server::local_addr(&server);
     let workers_n = cfg.workers;
+    let cfg_net = cfg.net.clone();
     let app = Arc::new(App {
         cfg,
         db,
@@ -123,6 +125,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         device_keys: Default::default(),
         ticker: Default::default(),
         stopping: AtomicBool::new(false),
+        net: net::Net::new(&cfg_net, addr.map(|a| a.port())),
     });
     seed_hints(&app).map_err(|e| format!("cannot read the task queue: {e}"))?;
     let mut background =
@@ -131,6 +134,11 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         .push(janitor::spawn(app.clone()).map_err(|e| format!("cannot start the janitor: {e}"))?);
     background.push(
         presence::spawn(app.clone()).map_err(|e| format!("cannot start the flush thread: {e}"))?,
+    );
+    let sentinel_target = net::watchdog::Target::for_listener(addr, &app.cfg.listen);
+    background.push(
+        net::watchdog::spawn(app.clone(), sentinel_target)
+            .map_err(|e| format!("cannot start the watchdog: {e}"))?,
     );
     let stop = StopHandle(Arc::new((Mutex::new(Stop::default()), Condvar::new())));
     let (hash, hash_threads) =

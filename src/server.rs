@@ -6,10 +6,12 @@
 //! * `workers` named threads loop on `Server::recv()`. An `Err` from `recv()` while not
 //!   stopping means the accept thread is dead: the server reports a fatal error so the process
 //!   exits non-zero and systemd restarts it.
-//! * Each request: read the body under its route's cap (413 before reading when the declared
-//!   length is over it; a declared length over 256 MiB is never handed back to tiny_http, whose
-//!   drop would allocate it), build a `Req`, run the route under `catch_unwind` (a panic is a
-//!   500 with no internals), respond, and log one access line.
+//! * Each request: refuse ambiguous body framing (400) and bodies declared over the route's cap
+//!   (413), closing the connection without reading the body; read the body if tiny_http already
+//!   holds it, or else hand the request to the body readers of `net` (never read a client's
+//!   socket on a worker); build a `Req`, run the route under `catch_unwind` (a panic is a 500
+//!   with no internals), respond, and log one access line. `GET /health/live` is answered
+//!   before all of that, with no database and no log line (the watchdog's sentinels).
 //! * Routes that hash passwords are handed whole to the `ccjk-hash-*` pool, so workers never
 //!   compute a hash and at most `hash_threads` hashes run at once; a request that waited too
 //!   long for the pool gets 503 with `Retry-After`.
@@ -18,28 +20,24 @@ use crate::app::{App, Ctx};
 use crate::config::Listen;
 use crate::error::ApiError;
 use crate::http::{READ_HEADERS, Reply, Req, redact_url};
+use crate::net::{self, body::BodyError};
 use crate::routes::{self, Outcome};
 use crate::throttle::Key;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Declared bodies larger than this are never dropped by tiny_http (it would allocate them).
-const HUGE_BODY: usize = 256 * 1024 * 1024;
-/// Connections answered 413 and drained at once; past this they are leaked instead.
-const MAX_DRAINING: usize = 32;
 /// `SO_SNDTIMEO`: how long a write to a client that does not read may block a thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests waiting for a hashing thread before new ones get 503 at once.
 const HASH_QUEUE: usize = 64;
-
-static DRAINING: AtomicUsize = AtomicUsize::new(0);
 
 /// Binds the listener with the socket options tiny_http lacks.
 pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
@@ -200,43 +198,15 @@ pub fn deliver(
     }
 }
 
-/// Answers a request whose body is over its cap without reading the body.
-fn reject_oversized(raw: tiny_http::Request, reply: Reply, meta: Meta, huge: bool) {
-    let draining = DRAINING.fetch_add(1, Ordering::SeqCst);
-    if !huge && draining < MAX_DRAINING {
-        // Dropping the request drains the unread body; do it off the worker so a client that
-        // never sends the body cannot hold a worker.
-        let r = response(&reply, reply.body.clone(), &meta);
-        let spawned = thread::Builder::new()
-            .name("ccjk-drain".into())
-            .spawn(move || {
-                let _ = raw.respond(r);
-                DRAINING.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            DRAINING.fetch_sub(1, Ordering::SeqCst);
-        }
-    } else {
-        DRAINING.fetch_sub(1, Ordering::SeqCst);
-        // tiny_http would allocate the whole declared body when this request is dropped:
-        // answer through `upgrade` and leak the connection instead (SPEC §8.5).
-        log::warn!(
-            "rid={} leaking a connection from {} that declared an oversized body",
-            meta.request_id,
-            meta.ip
-        );
-        let mut head = response(&reply, Vec::new(), &meta);
-        if let Ok(h) = tiny_http::Header::from_bytes(
-            &b"Content-Length"[..],
-            reply.body.len().to_string().as_bytes(),
-        ) {
-            head.add_header(h);
-        }
-        let mut stream = raw.upgrade("close", head);
-        let _ = stream.write_all(&reply.body).and_then(|_| stream.flush());
-        std::mem::forget(stream);
+/// Writes `reply` as the connection's last response and closes it without reading anything more
+/// from the client (`net::Net::close_with`); logs the access line.
+fn close(app: &App, raw: tiny_http::Request, reply: Reply, meta: &Meta, socket: Option<OwnedFd>) {
+    let mut resp = response(&reply, reply.body.clone(), meta);
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+        resp.add_header(h);
     }
-    log_access(&meta, &reply, reply.body.len(), None);
+    let sent = app.net.close_with(raw, resp, socket);
+    log_access(meta, &reply, reply.body.len(), sent.err());
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.
@@ -264,7 +234,35 @@ pub fn worker_loop(
 }
 
 /// One request, from tiny_http to the client.
-fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, hash: &HashPool) {
+fn serve(
+    app: &Arc<App>,
+    conn: &rusqlite::Connection,
+    mut raw: tiny_http::Request,
+    hash: &HashPool,
+) {
+    // [net] Ambiguous body framing (request smuggling): marked at once, so that a request
+    // tiny_http already read behind this one on the connection is not served (answered below).
+    let framing = net::framing::check(raw.headers());
+    if framing.is_err() {
+        app.net.poison(&raw);
+    } else if app.net.is_poisoned(&raw) {
+        // Read by tiny_http behind a request refused for ambiguous framing: never served.
+        log::warn!(
+            "dropped a request read behind a smuggling attempt from {:?}",
+            raw.remote_addr()
+        );
+        let _ = app
+            .net
+            .close_with(raw, tiny_http::Response::empty(400), None);
+        return;
+    } else if raw.url() == "/health/live"
+        && *raw.method() == tiny_http::Method::Get
+        && net::body::buffered(&raw)
+    {
+        // The watchdog's sentinels and load balancers: no database, no log line.
+        let _ = raw.respond(net::live_response());
+        return;
+    }
     let meta = Meta {
         started: Instant::now(),
         method: raw.method().as_str().to_string(),
@@ -283,15 +281,23 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     let mut req = Req::new(&meta.method, &meta.url, headers, Vec::new());
     req.ip = meta.ip.clone();
     req.request_id = meta.request_id.clone();
+    // [net] Ambiguous body framing: 400, connection closed.
+    if let Err(why) = framing {
+        let reply = routes::error_reply(&req, &ApiError::bad_request(why));
+        return close(app, raw, reply, &meta, None);
+    }
     let cap = routes::body_cap(&req, &app.cfg);
-    let declared = raw.body_length();
-    if let Some(n) = declared
+    if let Some(n) = raw.body_length()
         && n > cap
     {
         let reply = routes::error_reply(&req, &ApiError::too_large(cap));
-        return reject_oversized(raw, reply, meta, n > HUGE_BODY);
+        return close(app, raw, reply, &meta, None);
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    // [net] A body tiny_http has not read yet is read on a body thread, never on a worker.
+    if !net::body::buffered(&raw) {
+        return read_off_pool(app, raw, req, meta, cap, hash);
+    }
+    let mut body = Vec::with_capacity(raw.body_length().unwrap_or(0));
     if let Err(e) = raw.as_reader().take(cap as u64 + 1).read_to_end(&mut body) {
         log::info!("rid={} body read failed: {e}", meta.request_id);
         return finish(
@@ -302,9 +308,21 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     }
     if body.len() > cap {
         let reply = routes::error_reply(&req, &ApiError::too_large(cap));
-        return reject_oversized(raw, reply, meta, false);
+        return close(app, raw, reply, &meta, None);
     }
     req.body = body;
+    proceed(app, conn, raw, req, meta, hash);
+}
+
+/// The rest of a request once its body is read: the hashing pool, or the route on this thread.
+fn proceed(
+    app: &App,
+    conn: &rusqlite::Connection,
+    raw: tiny_http::Request,
+    req: Req,
+    meta: Meta,
+    hash: &HashPool,
+) {
     if routes::needs_hashing(&req) {
         if let Ok(ip) = req.ip.parse::<IpAddr>()
             && let Some(wait) = app.throttle.check(&Key::Ip(ip))
@@ -316,6 +334,49 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     }
     let outcome = run(app, conn, &req);
     deliver(app, conn, raw, req, meta, outcome);
+}
+
+/// Hands a request whose body tiny_http has not read to `net`'s body readers; the request then
+/// continues on the body thread (`proceed`), or ends with 413, 408, 400 or 503.
+fn read_off_pool(
+    app: &Arc<App>,
+    raw: tiny_http::Request,
+    mut req: Req,
+    meta: Meta,
+    cap: usize,
+    hash: &HashPool,
+) {
+    let (app2, hash) = (app.clone(), hash.clone());
+    let then: net::body::Then = Box::new(move |raw, body, socket| {
+        let app = &*app2;
+        let err = match body {
+            Ok(body) => {
+                req.body = body;
+                let open = || app.db.reader();
+                return app.net.bodies.with_reader(open, |conn| match conn {
+                    Ok(conn) => proceed(app, conn, raw, req, meta, &hash),
+                    Err(e) => {
+                        let e = ApiError::internal(format!("cannot open a reader: {e}"));
+                        finish(raw, routes::error_reply(&req, &e), &meta)
+                    }
+                });
+            }
+            Err(BodyError::TooLarge) => ApiError::too_large(cap),
+            Err(BodyError::TimedOut) => ApiError::new(
+                408,
+                "REQUEST_TIMEOUT",
+                "The request body did not arrive in time",
+            ),
+            Err(BodyError::Broken) => ApiError::bad_request("Could not read body"),
+            Err(BodyError::Busy) => {
+                ApiError::unavailable("Too many uploads at once; retry shortly", 2)
+            }
+        };
+        close(app, raw, routes::error_reply(&req, &err), &meta, socket);
+    });
+    if let Err((raw, then)) = app.net.bodies.submit(raw, cap, then) {
+        then(raw, Err(BodyError::Busy), None);
+    }
 }
 
 /// A request waiting for a hashing thread.

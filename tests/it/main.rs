@@ -9,6 +9,7 @@ mod common;
 mod control_daemon;
 mod crash;
 mod envelope;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod presence;

@@ -1,0 +1,239 @@
+//! The `ccjk-watchdog` thread: cuts off expired body reads, and gets a thread for connections
+//! that tiny_http's connection pool left without one.
+//!
+//! tiny_http 0.12 gives each connection to a thread of its pool (`TaskPool::spawn`). When it
+//! believes a thread is idle it queues the connection and wakes one; otherwise it starts a new
+//! thread, which serves that connection and then takes the front of the queue. It counts idle
+//! threads before the woken thread has taken its connection, so in a burst of new connections
+//! several can be queued behind one wake-up: they then wait, with their first request unread,
+//! until some thread finishes a connection, which with keep-alive clients may be never.
+//!
+//! From outside the crate, the one lever is a new connection. Every `watchdog_interval` (250 ms)
+//! the watchdog opens a sentinel connection to our own listener and sends
+//! `GET /health/live` with `Connection: close`, then reads the process's thread count:
+//! * answered, and no thread was started for it: an idle thread took it from the queue, which
+//!   is first in, first out, so every connection queued before it has a thread. Done.
+//! * answered, and a thread was started for it: the pool had no idle thread. That thread,
+//!   once the sentinel closes, takes the queue's front (a stranded connection, if any) or
+//!   becomes idle. Send another sentinel, until one is served without a new thread.
+//! * not answered within `watchdog_deadline` (100 ms): it is queued behind a stuck queue (or
+//!   the server is very busy). Keep it open and send more, each of which, finding no idle
+//!   thread, starts one that frees a queue entry after it; stop when every sentinel is answered
+//!   and the last one started no thread.
+//!
+//! A round sends at most [`MAX_SENTINELS`] sentinels. In the steady state a round is one
+//! sentinel served by the pool thread the previous round left idle: one accepted connection and
+//! one small request every 250 ms (the README's Performance section gives the measured cost).
+//! Thread counts are read from `/proc/self/stat`; another thread starting or ending at the same
+//! moment can make a round stop early or send one sentinel too many, which the next round
+//! corrects.
+
+use crate::app::App;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The most sentinels one round sends (each frees at most one stranded connection).
+pub const MAX_SENTINELS: usize = 256;
+/// How often expired body reads are looked for when the sentinels are off.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+const REQUEST: &[u8] =
+    b"GET /health/live HTTP/1.1\r\nHost: ccjk-watchdog\r\nConnection: close\r\n\r\n";
+
+/// Where the sentinels connect: our own listener.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// The address to reach a listener bound to `listen` (`0.0.0.0` and `[::]` are reached on
+    /// loopback).
+    pub fn for_listener(bound: Option<SocketAddr>, listen: &crate::config::Listen) -> Target {
+        match (bound, listen) {
+            (Some(mut a), _) => {
+                if a.ip().is_unspecified() {
+                    a.set_ip(match a {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                Target::Tcp(a)
+            }
+            (None, crate::config::Listen::Unix(p)) => Target::Unix(p.clone()),
+            (None, crate::config::Listen::Tcp(a)) => Target::Tcp(*a),
+        }
+    }
+}
+
+/// What the watchdog has done since start (for tests and the log).
+#[derive(Default)]
+pub struct Counters {
+    /// Sentinels sent.
+    pub sentinels: AtomicU64,
+    /// Sentinels sent after the first of a round (the pool had no idle thread, or was stuck).
+    pub extra: AtomicU64,
+    /// Sentinels not answered within the deadline.
+    pub unanswered: AtomicU64,
+}
+
+/// Starts the `ccjk-watchdog` thread; it ends when the server stops (`App::ticker`).
+pub fn spawn(app: Arc<App>, target: Target) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ccjk-watchdog".into())
+        .spawn(move || {
+            let limits = app.cfg.net.clone();
+            let sentinels = !limits.watchdog_interval.is_zero();
+            let every = if sentinels {
+                limits.watchdog_interval
+            } else {
+                REAP_EVERY
+            };
+            while app.ticker.sleep(every) {
+                app.net.bodies.reap(&app.net.sockets);
+                if sentinels {
+                    round(&app, &target, limits.watchdog_deadline);
+                }
+            }
+        })
+}
+
+/// One sentinel connection with its request sent.
+struct Sentinel {
+    stream: Box<dyn ReadWrite>,
+    got: Vec<u8>,
+}
+
+trait ReadWrite: Read + Write + Send {
+    fn set_timeout(&self, d: Option<Duration>) -> io::Result<()>;
+}
+
+impl ReadWrite for TcpStream {
+    fn set_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(d)
+    }
+}
+
+impl ReadWrite for UnixStream {
+    fn set_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(d)
+    }
+}
+
+impl Sentinel {
+    fn open(target: &Target, deadline: Duration) -> io::Result<Sentinel> {
+        let mut stream: Box<dyn ReadWrite> = match target {
+            Target::Tcp(a) => {
+                let s = TcpStream::connect_timeout(a, deadline)?;
+                s.set_nodelay(true)?;
+                s.set_write_timeout(Some(deadline))?;
+                Box::new(s)
+            }
+            Target::Unix(p) => {
+                let s = UnixStream::connect(p)?;
+                s.set_write_timeout(Some(deadline))?;
+                Box::new(s)
+            }
+        };
+        stream.write_all(REQUEST)?;
+        Ok(Sentinel {
+            stream,
+            got: Vec::new(),
+        })
+    }
+
+    /// Waits up to `wait` (at least 1 ms) for the status line; true once it has arrived.
+    fn answered(&mut self, wait: Duration) -> bool {
+        if self.got.windows(2).any(|w| w == b"\r\n") {
+            return true;
+        }
+        let until = Instant::now() + wait;
+        let mut buf = [0u8; 256];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if self
+                .stream
+                .set_timeout(Some(left.max(Duration::from_millis(1))))
+                .is_err()
+            {
+                return false;
+            }
+            match self.stream.read(&mut buf) {
+                // Closed by the server: a pool thread handled the connection.
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.got.extend_from_slice(&buf[..n]);
+                    if self.got.windows(2).any(|w| w == b"\r\n") {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Timed out (WouldBlock / TimedOut) or reset.
+                Err(_) => return false,
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+        }
+    }
+}
+
+/// The process's current thread count (`/proc/self/stat`, field 20), or 0 if unreadable.
+pub fn threads() -> usize {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may contain spaces: count after it.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One round of sentinels (see the module doc).
+fn round(app: &App, target: &Target, deadline: Duration) {
+    let counters = &app.net.watchdog;
+    let mut waiting: Vec<Sentinel> = Vec::new();
+    for sent in 0..MAX_SENTINELS {
+        if app.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let before = threads();
+        let mut s = match Sentinel::open(target, deadline) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("watchdog: cannot open a sentinel connection: {e}");
+                return;
+            }
+        };
+        counters.sentinels.fetch_add(1, Ordering::Relaxed);
+        if sent > 0 {
+            counters.extra.fetch_add(1, Ordering::Relaxed);
+        }
+        let answered = s.answered(deadline);
+        let started_a_thread = threads() > before;
+        if !answered {
+            counters.unanswered.fetch_add(1, Ordering::Relaxed);
+            waiting.push(s);
+        }
+        // Earlier unanswered sentinels: answered by now?
+        waiting.retain_mut(|w| !w.answered(Duration::ZERO));
+        if waiting.is_empty() && !started_a_thread {
+            if sent > 0 {
+                log::debug!("watchdog: {} sentinels until an idle pool thread", sent + 1);
+            }
+            return;
+        }
+    }
+    log::warn!(
+        "watchdog: {} sentinels unanswered after {MAX_SENTINELS} in one round; \
+         the server may be overloaded",
+        waiting.len()
+    );
+}
