@@ -21,9 +21,19 @@
 //!   thread, starts one that frees a queue entry after it; stop when every sentinel is answered
 //!   and the last one started no thread.
 //!
-//! A round sends at most [`MAX_SENTINELS`] sentinels. In the steady state a round is one
-//! sentinel served by the pool thread the previous round left idle: one accepted connection and
-//! one small request every 250 ms (the README's Performance section gives the measured cost).
+//! While sentinels keep starting threads they are sent in batches opened at once, doubling up
+//! to 32, so a queue of many stranded connections is emptied in a few round trips.
+//!
+//! A round sends at most [`MAX_SENTINELS`] sentinels. Connections are only ever queued when
+//! they are accepted, so a round runs only if the kernel set up a TCP connection in our network
+//! namespace since the last round that found the pool clear (`Tcp: PassiveOpens` in
+//! `/proc/net/snmp`, one small read per tick; always on a Unix listener): at the next tick
+//! after a burst ([`BURST`] or more), at most once a second for a trickle. A server whose
+//! clients keep their connections (daemons on keep-alive) sends no sentinel at all; one with
+//! new connections all the time sends one a second, served by the pool thread the previous
+//! round left idle (the README's Performance section gives the measured cost). Each sentinel
+//! wakes the pool's longest-idle thread, so while rounds run once a second, up to 5 idle pool
+//! threads (tiny_http retires one after 5 s without work) stay instead of ending.
 //! Thread counts are read from `/proc/self/stat`; another thread starting or ending at the same
 //! moment can make a round stop early or send one sentinel too many, which the next round
 //! corrects.
@@ -40,6 +50,12 @@ use std::time::{Duration, Instant};
 
 /// The most sentinels one round sends (each frees at most one stranded connection).
 pub const MAX_SENTINELS: usize = 256;
+/// The most sentinels opened at once.
+const MAX_BATCH: usize = 32;
+/// New TCP connections since the last clear round that make the next round run at once.
+const BURST: u64 = 8;
+/// How often a round runs while fewer new connections than a burst keep arriving.
+const TRICKLE_EVERY: Duration = Duration::from_secs(1);
 /// How often expired body reads are looked for when the sentinels are off.
 const REAP_EVERY: Duration = Duration::from_millis(250);
 const REQUEST: &[u8] =
@@ -95,11 +111,32 @@ pub fn spawn(app: Arc<App>, target: Target) -> io::Result<JoinHandle<()>> {
             } else {
                 REAP_EVERY
             };
+            // `Tcp: PassiveOpens` after the last round that found the pool clear, and when.
+            let mut clear_at: Option<u64> = None;
+            let mut last_round = Instant::now();
             while app.ticker.sleep(every) {
                 app.net.bodies.reap(&app.net.sockets);
-                if sentinels {
-                    round(&app, &target, limits.watchdog_deadline);
+                if !sentinels {
+                    continue;
                 }
+                let opens = match target {
+                    Target::Tcp(_) => passive_opens(),
+                    Target::Unix(_) => None,
+                };
+                let new = match (opens, clear_at) {
+                    (Some(now), Some(then)) => now.saturating_sub(then),
+                    _ => u64::MAX,
+                };
+                // Nothing accepted since the pool was clear: nothing can be stranded. A few
+                // connections (not a burst) are checked at most once a second.
+                if new == 0 || (new < BURST && last_round.elapsed() < TRICKLE_EVERY) {
+                    continue;
+                }
+                last_round = Instant::now();
+                clear_at = match round(&app, &target, limits.watchdog_deadline) {
+                    Some(sent) => opens.map(|n| n + sent as u64),
+                    None => None,
+                };
             }
         })
 }
@@ -196,44 +233,73 @@ pub fn threads() -> usize {
         .unwrap_or(0)
 }
 
-/// One round of sentinels (see the module doc).
-fn round(app: &App, target: &Target, deadline: Duration) {
+/// TCP connections the kernel has set up for any listener in our network namespace since boot
+/// (`Tcp: PassiveOpens` in `/proc/net/snmp`), or `None` if unreadable.
+pub fn passive_opens() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// One round of sentinels (see the module doc): one, then growing batches opened at once (up
+/// to [`MAX_BATCH`]) while the last batch started threads or left sentinels unanswered. Returns
+/// how many were sent if the round ended with the pool clear, `None` if it gave up.
+fn round(app: &App, target: &Target, deadline: Duration) -> Option<usize> {
     let counters = &app.net.watchdog;
     let mut waiting: Vec<Sentinel> = Vec::new();
-    for sent in 0..MAX_SENTINELS {
+    let (mut sent, mut batch) = (0, 1);
+    while sent < MAX_SENTINELS {
         if app.stopping.load(Ordering::SeqCst) {
-            return;
+            return None;
         }
         let before = threads();
-        let mut s = match Sentinel::open(target, deadline) {
-            Ok(s) => s,
-            Err(e) => {
-                log::debug!("watchdog: cannot open a sentinel connection: {e}");
-                return;
+        let mut opened = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            match Sentinel::open(target, deadline) {
+                Ok(s) => opened.push(s),
+                Err(e) => {
+                    log::debug!("watchdog: cannot open a sentinel connection: {e}");
+                    return None;
+                }
             }
-        };
-        counters.sentinels.fetch_add(1, Ordering::Relaxed);
+        }
+        counters
+            .sentinels
+            .fetch_add(batch as u64, Ordering::Relaxed);
         if sent > 0 {
-            counters.extra.fetch_add(1, Ordering::Relaxed);
+            counters.extra.fetch_add(batch as u64, Ordering::Relaxed);
         }
-        let answered = s.answered(deadline);
-        let started_a_thread = threads() > before;
-        if !answered {
-            counters.unanswered.fetch_add(1, Ordering::Relaxed);
-            waiting.push(s);
+        sent += batch;
+        let until = Instant::now() + deadline;
+        for mut s in opened {
+            if !s.answered(until.saturating_duration_since(Instant::now())) {
+                counters.unanswered.fetch_add(1, Ordering::Relaxed);
+                waiting.push(s);
+            }
         }
+        let started_threads = threads() > before;
         // Earlier unanswered sentinels: answered by now?
         waiting.retain_mut(|w| !w.answered(Duration::ZERO));
-        if waiting.is_empty() && !started_a_thread {
-            if sent > 0 {
-                log::debug!("watchdog: {} sentinels until an idle pool thread", sent + 1);
+        if waiting.is_empty() && !started_threads {
+            if sent > 1 {
+                log::debug!("watchdog: {sent} sentinels until an idle pool thread");
             }
-            return;
+            return Some(sent);
         }
+        // A batch that found idle threads for all but a few is followed by a single sentinel,
+        // which (first in, first out) confirms the queue is clear.
+        batch = if started_threads {
+            (batch * 2).min(MAX_BATCH)
+        } else {
+            1
+        };
     }
     log::warn!(
         "watchdog: {} sentinels unanswered after {MAX_SENTINELS} in one round; \
          the server may be overloaded",
         waiting.len()
     );
+    None
 }

@@ -260,3 +260,218 @@ fn a_body_over_the_cap_is_refused_and_its_connection_closed_at_once() {
     assert!(statuses.iter().all(|&c| c == 413), "{statuses:?}");
     s.assert_healthy();
 }
+
+/// Opens `n` new keep-alive connections as fast as possible, each sending `GET path` at once,
+/// and returns how long each waited for the first byte of its answer (`None`: no answer within
+/// `within`). The connections are returned still open, in the same order.
+fn burst(
+    addr: SocketAddr,
+    n: usize,
+    path: &str,
+    within: Duration,
+) -> (Vec<Option<Duration>>, Vec<TcpStream>) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = connect(addr);
+        s.write_all(req.as_bytes()).expect("send");
+        s.set_nonblocking(true).expect("nonblocking");
+        conns.push((s, Instant::now(), None));
+    }
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && conns.iter().any(|c| c.2.is_none()) {
+        for (s, sent, answered) in conns.iter_mut().filter(|c| c.2.is_none()) {
+            match s.read(&mut buf) {
+                Ok(_) => *answered = Some(sent.elapsed()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => *answered = Some(sent.elapsed()),
+            }
+        }
+        sleep(Duration::from_millis(2));
+    }
+    conns.into_iter().map(|(s, _, a)| (a, s)).unzip()
+}
+
+/// Asserts that every connection of a burst was answered within `limit`.
+fn assert_all_served(waits: &[Option<Duration>], limit: Duration) {
+    let unserved = waits.iter().filter(|w| w.is_none()).count();
+    let slowest = waits.iter().flatten().max().copied().unwrap_or_default();
+    assert_eq!(
+        unserved,
+        0,
+        "{unserved} of {} connections never answered",
+        waits.len()
+    );
+    assert!(
+        slowest < limit,
+        "a connection waited {slowest:?} for its first answer"
+    );
+    eprintln!("burst of {}: slowest first answer {slowest:?}", waits.len());
+}
+
+#[test]
+fn a_burst_of_a_thousand_new_connections_is_served_within_a_second() {
+    // Without the watchdog 6 to 70 of each 1,000 waited here until the test gave up.
+    let s = TestServer::start();
+    for _round in 0..3 {
+        let (waits, held) = burst(s.addr, 1000, "/health/live", Duration::from_secs(5));
+        assert_all_served(&waits, Duration::from_secs(1));
+        drop(held);
+        sleep(Duration::from_millis(200));
+    }
+    s.assert_healthy();
+}
+
+/// Lowers the soft descriptor limit of process `pid` to `n`, so that a leak hits EMFILE soon.
+fn limit_fds(pid: u32, n: u64) {
+    use rustix::process::{Pid, Resource, Rlimit, getrlimit, prlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    let pid = Pid::from_raw(i32::try_from(pid).expect("pid")).expect("a valid pid");
+    let limit = Rlimit {
+        current: Some(n),
+        maximum: hard,
+    };
+    prlimit(Some(pid), Resource::Nofile, limit).expect("prlimit");
+}
+
+/// Open sockets and threads of process `pid`. Sockets, not all descriptors: SQLite opens the
+/// `-wal` file lazily on each thread's connection, which would read as a leak here.
+fn fds_and_threads(pid: u32) -> (usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (fds, threads)
+}
+
+/// Threads allowed above the baseline: tiny_http retires an idle connection thread after 5 s
+/// without work, but each new connection wakes its longest-idle one, and the other tests'
+/// connections make the watchdog send a sentinel up to once a second (see `net::watchdog`).
+const IDLE_POOL_THREADS: usize = 6;
+
+/// Waits until process `pid` has at most 2 more sockets and `IDLE_POOL_THREADS` more threads
+/// than `base`; returns the last counts seen.
+fn settle(pid: u32, base: (usize, usize), within: Duration) -> (usize, usize) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = fds_and_threads(pid);
+        if at_baseline(base, now) || Instant::now() >= deadline {
+            return now;
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn at_baseline(base: (usize, usize), now: (usize, usize)) -> bool {
+    now.0 <= base.0 + 2 && now.1 <= base.1 + IDLE_POOL_THREADS
+}
+
+/// The server's counts once it is idle: the minimum seen over a second.
+fn baseline(pid: u32) -> (usize, usize) {
+    let mut best = fds_and_threads(pid);
+    for _ in 0..5 {
+        sleep(Duration::from_millis(200));
+        let now = fds_and_threads(pid);
+        best = (best.0.min(now.0), best.1.min(now.1));
+    }
+    best
+}
+
+/// Sends `n` requests declaring `Content-Length: 100000000000` from `clients` threads, each on
+/// a new connection; asserts each is answered 413 and its connection closed.
+fn absurd_lengths(addr: SocketAddr, n: usize, clients: usize) {
+    let req: &[u8] =
+        b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                       Content-Length: 100000000000\r\n\r\n{\"email\":";
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                for _ in 0..n / clients {
+                    let answer = until_closed(addr, req);
+                    assert_eq!(raw_status(&answer), 413, "{answer:?}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn ten_thousand_absurd_lengths_leave_descriptors_and_threads_at_their_baseline() {
+    let s = TestServer::spawn_binary(&[]);
+    let pid = s.pid().expect("a binary server");
+    // 500 of these used to leak 1,000 descriptors: at this limit the accept thread would die.
+    limit_fds(pid, 256);
+    s.assert_healthy();
+    let base = baseline(pid);
+    absurd_lengths(s.addr, 10_000, 4);
+    let after = settle(pid, base, Duration::from_secs(20));
+    assert!(
+        at_baseline(base, after),
+        "sockets, threads: {base:?} before, {after:?} after"
+    );
+    s.assert_healthy();
+}
+
+#[test]
+fn hostile_clients_together_leave_the_server_prompt_and_at_its_baseline() {
+    let s = TestServer::spawn_binary(&[("CCJK_BODY_TIMEOUT", "2s")]);
+    let pid = s.pid().expect("a binary server");
+    // Room for the burst below (two per connection) but not for the leaks of old.
+    limit_fds(pid, 4096);
+    let (_, key) = user_with_device(&s, "target@example.com");
+    let auth = format!("Bearer {key}");
+    let base = baseline(pid);
+
+    let uploads = stalled_uploads(s.addr, 200);
+    absurd_lengths(s.addr, 1000, 2);
+    for req in smuggling_pairs() {
+        let answer = until_closed(s.addr, &req);
+        assert_eq!(answer.matches("HTTP/1.").count(), 1, "{answer:?}");
+        assert_eq!(raw_status(&answer), 400, "{answer:?}");
+    }
+    let (waits, held) = burst(s.addr, 1000, "/health/live", Duration::from_secs(5));
+    assert_all_served(&waits, Duration::from_secs(1));
+
+    // With all of that open, the routes people and daemons use answer promptly.
+    let health = median_ms(9, 200, || timed(s.addr, "GET", "/health", &[]));
+    let poll = median_ms(9, 200, || {
+        let h = [("Authorization", auth.as_str())];
+        timed(s.addr, "GET", "/v1/daemon/tasks/pending", &h)
+    });
+    assert!(health < 50.0, "GET /health took {health:.1} ms");
+    assert!(poll < 50.0, "a daemon's poll took {poll:.1} ms");
+    let started = Instant::now();
+    let login = s.login("target@example.com", crate::common::PASSWORD);
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "login took {:?}",
+        started.elapsed()
+    );
+
+    drop(held);
+    let statuses = dropped(uploads, Duration::from_secs(10));
+    assert!(
+        statuses.iter().filter(|&&c| c == 408).count() >= 190,
+        "{statuses:?}"
+    );
+    let after = settle(pid, base, Duration::from_secs(20));
+    assert!(
+        at_baseline(base, after),
+        "sockets, threads: {base:?} before, {after:?} after"
+    );
+    s.assert_healthy();
+}
