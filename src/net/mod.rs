@@ -41,6 +41,10 @@ const BIG_DROP: usize = crate::alloc::HUGE;
 /// Unix listener only (no socket to shut down): connections answered 413 and drained at once
 /// on a thread of their own; past this they are leaked instead.
 const MAX_DRAINING: usize = 32;
+/// How long a refused connection's socket stays open, discarding what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most sockets lingering at once.
+const MAX_LINGERING: usize = 128;
 /// How long a peer whose connection was refused for ambiguous framing stays refused.
 const POISON_FOR: Duration = Duration::from_secs(10);
 
@@ -54,6 +58,8 @@ pub struct Net {
     poisoned: Mutex<Vec<(SocketAddr, Instant)>>,
     /// Whether `poisoned` is non-empty (read on every request without taking the lock).
     any_poisoned: AtomicBool,
+    /// Closed connections' sockets kept open a little longer (see `linger`).
+    lingering: Mutex<Vec<(std::net::TcpStream, Instant)>>,
     /// Serialises drops of requests with a huge unread body (see [`BIG_DROP`]).
     big_drop: Mutex<()>,
     /// Unix listener fallback: connections being drained on their own thread.
@@ -72,6 +78,7 @@ impl Net {
             bodies: Arc::new(body::Bodies::new(limits.clone())),
             poisoned: Mutex::new(Vec::new()),
             any_poisoned: AtomicBool::new(false),
+            lingering: Mutex::new(Vec::new()),
             big_drop: Mutex::new(()),
             draining: Arc::new(AtomicUsize::new(0)),
             leaked: AtomicU64::new(0),
@@ -144,7 +151,37 @@ impl Net {
         // read already) can no longer be written, since our writer is still held here.
         sockets::shutdown(&socket, Shutdown::Both);
         drop(writer);
+        self.linger(socket);
         written
+    }
+
+    /// Keeps our duplicate of a closed connection's socket open for [`LINGER`], discarding what
+    /// the client still sends (`reap_lingering`). Closing the last descriptor of a socket with
+    /// unread data makes the kernel answer with a reset, which can destroy the response before
+    /// the client reads it: a client still sending the body we refused would see "connection
+    /// reset" instead of its 413. Past [`MAX_LINGERING`] sockets the duplicate is closed at once.
+    fn linger(&self, socket: OwnedFd) {
+        let mut l = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() < MAX_LINGERING {
+            l.push((std::net::TcpStream::from(socket), Instant::now()));
+        }
+    }
+
+    /// Discards what lingering sockets received and closes those older than [`LINGER`]. Called
+    /// by the watchdog thread. The sockets are shut down for reading, so a read never blocks:
+    /// it returns what has arrived, then end-of-file.
+    pub fn reap_lingering(&self) {
+        let mut l = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = [0u8; 4096];
+        l.retain_mut(|(s, since)| {
+            for _ in 0..64 {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+            since.elapsed() < LINGER
+        });
     }
 
     /// A request whose declared body cannot be dropped: answer, end the connection, and leak

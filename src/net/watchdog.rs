@@ -116,6 +116,7 @@ pub fn spawn(app: Arc<App>, target: Target) -> io::Result<JoinHandle<()>> {
             let mut last_round = Instant::now();
             while app.ticker.sleep(every) {
                 app.net.bodies.reap(&app.net.sockets);
+                app.net.reap_lingering();
                 if !sentinels {
                     continue;
                 }
