@@ -14,12 +14,16 @@
 //!    (`db::Db::write`), which commits concurrent writes together (group commit).
 //! 4. The family renders `Ok`/`Err` into its envelope; `server` writes it and logs one line.
 //!    Routes that hash passwords run on the bounded `ccjk-hash-*` pool instead of a worker.
+//!    Bodies tiny_http has not read (over 1 KiB, chunked) are read on `net`'s `ccjk-body-*`
+//!    threads under deadlines, never on a worker; the request then continues there.
 //!
 //! # Modules
 //! `config` settings · `server` sockets and threads · `http` request/reply · `routes` tables
 //! and envelopes · `auth` callers and scopes · `api` domain functions · `db` SQL, migrations
 //! and the writer · `crypto` tokens and sealing · `password` argon2id · `throttle` brute-force
-//! limits · `time` timestamps · `cli` admin subcommands.
+//! limits · `time` timestamps · `cli` admin subcommands · `net` defences against tiny_http's
+//! defects (stalled bodies, smuggling, the pool race) · `alloc` the global allocator (the
+//! crate's only unsafe code).
 
 pub mod alloc;
 pub mod api;
