@@ -18,9 +18,10 @@
 //! [`HUGE`] and alignment at most a page), so `dealloc` and `realloc` always know where a block
 //! came from. A page of such a mapping that is written when the machine is out of memory gets
 //! the process killed (there is no reservation to fall back on); the drain writes at most what
-//! the socket had buffered. Declared lengths beyond what the address space can reserve (about
-//! 128 TiB on x86-64) cannot be served by any allocator: the server never lets tiny_http drop
-//! those requests (`net::oversize`).
+//! the socket had buffered. Declared lengths beyond what the address space can reserve (128 TiB
+//! in all on x86-64) cannot be served by any allocator: the server never lets tiny_http drop a
+//! request declaring more than 16 TiB, and drops those above 1 GiB one at a time
+//! (`net::Net::close_with`).
 //!
 //! This module is the crate's only `unsafe` code: `Cargo.toml` sets `unsafe_code = "deny"` and
 //! this file alone allows it.
@@ -70,8 +71,8 @@ fn map(size: usize) -> *mut u8 {
 
 // SAFETY: every method either forwards to `System` with the caller's own arguments, or serves a
 // block from a mapping of exactly `layout.size()` bytes that is page-aligned (so aligned for any
-// `layout.align() <= PAGE`), zero-filled, owned by nobody else, and unmapped only by `dealloc` /
-// `realloc` for the same layout, which `mapped` routes back here.
+// `layout.align() <= PAGE`), zero-filled, owned by nobody else, and unmapped (or moved with
+// `mremap`) only by `dealloc` / `realloc` for the same layout, which `mapped` routes back here.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if mapped(layout) {

@@ -134,7 +134,12 @@ pub fn spawn(app: Arc<App>, target: Target) -> io::Result<JoinHandle<()>> {
                     continue;
                 }
                 last_round = Instant::now();
-                clear_at = match round(&app, &target, limits.watchdog_deadline) {
+                // Each sentinel frees at most one stranded connection, and only connections
+                // accepted since the pool was last clear can be stranded.
+                let budget = usize::try_from(new.saturating_add(1))
+                    .unwrap_or(MAX_SENTINELS)
+                    .min(MAX_SENTINELS);
+                clear_at = match round(&app, &target, limits.watchdog_deadline, budget) {
                     Some(sent) => opens.map(|n| n + sent as u64),
                     None => None,
                 };
@@ -245,19 +250,23 @@ pub fn passive_opens() -> Option<u64> {
 }
 
 /// One round of sentinels (see the module doc): one, then growing batches opened at once (up
-/// to [`MAX_BATCH`]) while the last batch started threads or left sentinels unanswered. Returns
-/// how many were sent if the round ended with the pool clear, `None` if it gave up.
-fn round(app: &App, target: &Target, deadline: Duration) -> Option<usize> {
+/// to [`MAX_BATCH`]) while the last batch started a thread for each of its sentinels or left
+/// some unanswered, at most `budget` in all. A batch whose sentinels are all answered and which
+/// started fewer threads than it had sentinels ends the round: at least one of them was queued
+/// and taken by an idle thread, so everything queued before it has a thread. Returns how many
+/// were sent if the round ended with the pool clear, `None` if it gave up.
+fn round(app: &App, target: &Target, deadline: Duration, budget: usize) -> Option<usize> {
     let counters = &app.net.watchdog;
     let mut waiting: Vec<Sentinel> = Vec::new();
     let (mut sent, mut batch) = (0, 1);
-    while sent < MAX_SENTINELS {
+    while sent < budget {
         if app.stopping.load(Ordering::SeqCst) {
             return None;
         }
+        let batch_now = batch.min(budget - sent);
         let before = threads();
-        let mut opened = Vec::with_capacity(batch);
-        for _ in 0..batch {
+        let mut opened = Vec::with_capacity(batch_now);
+        for _ in 0..batch_now {
             match Sentinel::open(target, deadline) {
                 Ok(s) => opened.push(s),
                 Err(e) => {
@@ -268,11 +277,13 @@ fn round(app: &App, target: &Target, deadline: Duration) -> Option<usize> {
         }
         counters
             .sentinels
-            .fetch_add(batch as u64, Ordering::Relaxed);
+            .fetch_add(batch_now as u64, Ordering::Relaxed);
         if sent > 0 {
-            counters.extra.fetch_add(batch as u64, Ordering::Relaxed);
+            counters
+                .extra
+                .fetch_add(batch_now as u64, Ordering::Relaxed);
         }
-        sent += batch;
+        sent += batch_now;
         let until = Instant::now() + deadline;
         for mut s in opened {
             if !s.answered(until.saturating_duration_since(Instant::now())) {
@@ -280,27 +291,26 @@ fn round(app: &App, target: &Target, deadline: Duration) -> Option<usize> {
                 waiting.push(s);
             }
         }
-        let started_threads = threads() > before;
+        let started = threads().saturating_sub(before);
         // Earlier unanswered sentinels: answered by now?
         waiting.retain_mut(|w| !w.answered(Duration::ZERO));
-        if waiting.is_empty() && !started_threads {
+        if waiting.is_empty() && started < batch_now {
             if sent > 1 {
                 log::debug!("watchdog: {sent} sentinels until an idle pool thread");
             }
             return Some(sent);
         }
-        // A batch that found idle threads for all but a few is followed by a single sentinel,
-        // which (first in, first out) confirms the queue is clear.
-        batch = if started_threads {
+        batch = if started >= batch_now {
             (batch * 2).min(MAX_BATCH)
         } else {
             1
         };
     }
-    log::warn!(
-        "watchdog: {} sentinels unanswered after {MAX_SENTINELS} in one round; \
-         the server may be overloaded",
-        waiting.len()
-    );
+    if !waiting.is_empty() {
+        log::warn!(
+            "watchdog: {} sentinels still unanswered after {sent}; the server may be overloaded",
+            waiting.len()
+        );
+    }
     None
 }
