@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 
 /// `SO_SNDTIMEO`: how long a write to a client that does not read may block a thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bodies declared over the route's cap up to this size are read and discarded before the 413
+/// (off the workers); larger ones are refused without reading.
+const DISCARD_OVERSIZED: usize = 1024 * 1024;
 /// Requests waiting for a hashing thread before new ones get 503 at once.
 const HASH_QUEUE: usize = 64;
 
@@ -290,12 +293,18 @@ fn serve(
     if let Some(n) = raw.body_length()
         && n > cap
     {
+        // [net] A client may be sending a modestly oversized body right now: read and discard
+        // it (off the workers, under the same deadlines), so the 413 is not lost to the reset
+        // that closing a socket with data still arriving causes. Larger ones: closed at once.
+        if n <= DISCARD_OVERSIZED {
+            return read_off_pool(app, raw, req, meta, Cap::Discard(cap, n), hash);
+        }
         let reply = routes::error_reply(&req, &ApiError::too_large(cap));
         return close(app, raw, reply, &meta, None);
     }
     // [net] A body tiny_http has not read yet is read on a body thread, never on a worker.
     if !net::body::buffered(&raw) {
-        return read_off_pool(app, raw, req, meta, cap, hash);
+        return read_off_pool(app, raw, req, meta, Cap::Read(cap), hash);
     }
     let mut body = Vec::with_capacity(raw.body_length().unwrap_or(0));
     if let Err(e) = raw.as_reader().take(cap as u64 + 1).read_to_end(&mut body) {
@@ -336,6 +345,15 @@ fn proceed(
     deliver(app, conn, raw, req, meta, outcome);
 }
 
+/// What `read_off_pool` does with a body.
+enum Cap {
+    /// Read up to the route's cap, then run the route.
+    Read(usize),
+    /// Over the route's cap (the first number) but small enough (the second, declared): read it
+    /// whole and answer 413.
+    Discard(usize, usize),
+}
+
 /// Hands a request whose body tiny_http has not read to `net`'s body readers; the request then
 /// continues on the body thread (`proceed`), or ends with 413, 408, 400 or 503.
 fn read_off_pool(
@@ -343,13 +361,25 @@ fn read_off_pool(
     raw: tiny_http::Request,
     mut req: Req,
     meta: Meta,
-    cap: usize,
+    how: Cap,
     hash: &HashPool,
 ) {
+    let (cap, read) = match how {
+        Cap::Read(cap) => (cap, cap),
+        Cap::Discard(cap, declared) => (cap, declared),
+    };
     let (app2, hash) = (app.clone(), hash.clone());
     let then: net::body::Then = Box::new(move |raw, body, socket| {
         let app = &*app2;
         let err = match body {
+            Ok(_) if read > cap => {
+                // Discarded whole: the connection may carry on.
+                return finish(
+                    raw,
+                    routes::error_reply(&req, &ApiError::too_large(cap)),
+                    &meta,
+                );
+            }
             Ok(body) => {
                 req.body = body;
                 let open = || app.db.reader();
@@ -374,7 +404,7 @@ fn read_off_pool(
         };
         close(app, raw, routes::error_reply(&req, &err), &meta, socket);
     });
-    if let Err((raw, then)) = app.net.bodies.submit(raw, cap, then) {
+    if let Err((raw, then)) = app.net.bodies.submit(raw, read, then) {
         then(raw, Err(BodyError::Busy), None);
     }
 }
