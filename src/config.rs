@@ -92,6 +92,44 @@ pub struct Config {
     /// most this much of heartbeat times (never a status change, a task or a result). Not an
     /// environment setting; tests lengthen it to see the write at shutdown.
     pub heartbeat_flush_every: Duration,
+    /// Deadlines and bounds that keep slow or hostile clients from holding threads (`net`).
+    pub net: NetLimits,
+}
+
+/// The server's own defences against clients that stall, strand or exhaust it (`src/net/`, the
+/// README's "Behind nginx or Caddy"). Only `body_timeout` is read from the environment.
+#[derive(Clone, Debug)]
+pub struct NetLimits {
+    /// `CCJK_BODY_TIMEOUT`, default 30 s: a request body that tiny_http has not already read
+    /// (over 1 KiB, chunked, or `Expect: 100-continue`) must arrive within this plus
+    /// `body_per_100k` for every 100 KiB declared (or allowed by the route, for chunked bodies),
+    /// and may pause for at most half of it; a body that does not is cut off with 408 and its
+    /// connection closed.
+    pub body_timeout: Duration,
+    /// Added to a body's deadline per 100 KiB, default 1 s (about 100 KiB/s at the least).
+    pub body_per_100k: Duration,
+    /// Threads reading such bodies at once, default 32; later ones wait for a free thread.
+    pub body_threads: usize,
+    /// Bodies waiting for a thread, default 1,024; past that a request gets 503 at once.
+    pub body_queue: usize,
+    /// How often the watchdog opens a sentinel connection to our own listener to detect
+    /// connections that tiny_http's pool left without a thread; zero turns it off.
+    pub watchdog_interval: Duration,
+    /// How long the watchdog waits for a sentinel's answer before it calls the pool stuck.
+    pub watchdog_deadline: Duration,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits {
+            body_timeout: Duration::from_secs(30),
+            body_per_100k: Duration::from_secs(1),
+            body_threads: 32,
+            body_queue: 1024,
+            watchdog_interval: Duration::from_millis(250),
+            watchdog_deadline: Duration::from_millis(100),
+        }
+    }
 }
 
 /// 1 MiB.
@@ -122,6 +160,7 @@ impl Default for Config {
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
             heartbeat_flush_every: Duration::from_secs(5),
+            net: NetLimits::default(),
         }
     }
 }
@@ -209,6 +248,17 @@ impl Config {
             if let Some(v) = get(name) {
                 note(parse_ttl(name, &v).map(|d| *slot = d));
             }
+        }
+        if let Some(v) = get("CCJK_BODY_TIMEOUT") {
+            note(match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) => {
+                    c.net.body_timeout = d;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_BODY_TIMEOUT: {v:?} is not a duration of at least 1s such as 30s"
+                )),
+            });
         }
         for (name, slot) in [
             ("CCJK_MAX_BODY", &mut c.max_body),
@@ -367,8 +417,11 @@ mod tests {
             ("CCJK_ACCESS_TOKEN_TTL", "15m"),
             ("CCJK_LISTEN", "unix:/run/ccjk/sock"),
             ("CCJK_DB", "/var/lib/ccjk/ccjk.db"),
+            ("CCJK_BODY_TIMEOUT", "2m"),
         ])
         .expect("valid");
+        assert_eq!(c.net.body_timeout, Duration::from_secs(120));
+        assert!(cfg(&[("CCJK_BODY_TIMEOUT", "10ms")]).is_err());
         assert_eq!(c.max_body, 2 * MIB);
         assert_eq!(c.access_token_ttl, Some(Duration::from_secs(900)));
         assert_eq!(c.listen, Listen::Unix("/run/ccjk/sock".into()));

@@ -14,7 +14,9 @@
 //! * `state` — in-memory indexes and caches shared by all threads.
 //! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor; and
 //!   where after-commit effects go.
-//! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest.
+//! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest; `alloc` is
+//!   the global allocator (the crate's only unsafe code: it makes tiny_http's drain of a huge
+//!   declared body harmless, see `http::net`).
 //!
 //! # Request flow
 //! 1. `http::server`: tiny_http accepts; `workers` named threads take requests from
@@ -26,6 +28,7 @@
 //!    writes go to the single writer, which commits concurrent writes together and then runs
 //!    the effects they registered (wake parked polls, forget cached rows).
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -89,13 +92,14 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         http::server::bind(&listen).map_err(|e| format!("cannot listen on {listen:?}: {e}"))?,
     );
     let addr = http::server::local_addr(&server);
-    let app = Arc::new(App::new(svc, http::routes::table()));
+    let app = Arc::new(App::new(svc, http::routes::table(), addr.map(|a| a.port())));
     app.svc
         .db
         .set_effect_sink(Arc::new(EffectRouter::new(&app)));
     let stop = Stop::default();
-    let workers =
-        Workers::start(&app, &stop).map_err(|e| format!("cannot start background threads: {e}"))?;
+    let target = workers::watchdog::Target::for_listener(addr, &listen);
+    let workers = Workers::start(&app, &stop, target)
+        .map_err(|e| format!("cannot start background threads: {e}"))?;
     let (hash, hash_threads) =
         HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
     let mut requests = Vec::new();

@@ -14,6 +14,7 @@ pub mod app;
 pub mod family;
 pub mod hashpool;
 pub mod longpoll;
+pub mod net;
 pub mod openapi;
 pub mod route;
 pub mod routes;

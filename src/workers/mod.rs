@@ -1,5 +1,6 @@
 //! One home for background work (docs/architecture.md "Background work"): the long-poll
-//! dispatcher, the heartbeat flusher and the janitor (and the place for any later chore),
+//! dispatcher, the heartbeat flusher, the janitor and the watchdog (and the place for any later
+//! chore),
 //! started together, with one periodic-task helper, one stop signal and one shutdown order.
 //!
 //! Calls go one way: workers use the HTTP side (the dispatcher answers parked requests) and
@@ -10,6 +11,7 @@
 pub mod dispatcher;
 pub mod flusher;
 pub mod janitor;
+pub mod watchdog;
 
 use crate::db::effects::{Effect, EffectSink};
 use crate::http::app::App;
@@ -99,13 +101,19 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the dispatcher, the heartbeat flusher and the janitor.
-    pub fn start(app: &Arc<App>, stop: &Stop) -> std::io::Result<Workers> {
+    /// Starts the dispatcher, the heartbeat flusher, the janitor, and the watchdog sending its
+    /// sentinels to `target` (the listener).
+    pub fn start(
+        app: &Arc<App>,
+        stop: &Stop,
+        target: watchdog::Target,
+    ) -> std::io::Result<Workers> {
         Ok(Workers {
             dispatcher: Some(dispatcher::spawn(app.clone())?),
             periodic: vec![
                 flusher::spawn(app.svc.clone(), stop)?,
                 janitor::spawn(app.svc.clone(), stop)?,
+                watchdog::spawn(app.clone(), target, stop)?,
             ],
         })
     }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 /// Layer of each top-level module; a module may refer to modules of a strictly lower layer
 /// (and to itself).
-const LAYERS: [(&str, u8); 12] = [
+const LAYERS: [(&str, u8); 13] = [
+    ("alloc", 0),
     ("config", 0),
     ("error", 0),
     ("time", 0),

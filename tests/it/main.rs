@@ -12,6 +12,7 @@ mod crash;
 mod envelope;
 mod families;
 mod holes;
+mod hostile;
 mod layers;
 mod lifecycle;
 mod limits;
