@@ -31,6 +31,88 @@ impl Listen {
     }
 }
 
+/// The e-mail relay the mailer sends through (`CCJK_EMAIL_PROVIDER`; README "Mail").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// Resend: `POST {base}/emails`, JSON, Bearer key, `Idempotency-Key` honoured.
+    Resend,
+    /// Postmark: `POST {base}/email`, JSON, `X-Postmark-Server-Token`.
+    Postmark,
+    /// Mailgun: `POST {base}/v3/{domain}/messages`, form, basic auth `api:KEY`.
+    Mailgun,
+    /// SendGrid: `POST {base}/v3/mail/send`, JSON, Bearer key.
+    Sendgrid,
+    /// Any endpoint taking `{from, to, subject, text, html}` JSON with a Bearer key.
+    Webhook,
+}
+
+impl Provider {
+    /// Parses `CCJK_EMAIL_PROVIDER`; `Ok(None)` for `none` or empty.
+    pub fn parse(v: &str) -> Result<Option<Provider>, String> {
+        Ok(Some(match v.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => return Ok(None),
+            "resend" => Provider::Resend,
+            "postmark" => Provider::Postmark,
+            "mailgun" => Provider::Mailgun,
+            "sendgrid" => Provider::Sendgrid,
+            "webhook" => Provider::Webhook,
+            _ => {
+                return Err(format!(
+                    "CCJK_EMAIL_PROVIDER: {v:?} is not resend, postmark, mailgun, sendgrid, \
+                     webhook or none"
+                ));
+            }
+        }))
+    }
+
+    /// The name used in settings, logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Resend => "resend",
+            Provider::Postmark => "postmark",
+            Provider::Mailgun => "mailgun",
+            Provider::Sendgrid => "sendgrid",
+            Provider::Webhook => "webhook",
+        }
+    }
+
+    /// The provider's documented API base URL (`None` for `webhook`, which has no default).
+    pub fn default_base(self) -> Option<&'static str> {
+        match self {
+            Provider::Resend => Some("https://api.resend.com"),
+            Provider::Postmark => Some("https://api.postmarkapp.com"),
+            Provider::Mailgun => Some("https://api.mailgun.net"),
+            Provider::Sendgrid => Some("https://api.sendgrid.com"),
+            Provider::Webhook => None,
+        }
+    }
+}
+
+/// Outbound mail settings (`CCJK_EMAIL_*`). `provider: None` keeps mail in the outbox as
+/// `unsent`.
+#[derive(Clone, Debug, Default)]
+pub struct MailConfig {
+    /// `CCJK_EMAIL_PROVIDER`, default `none`.
+    pub provider: Option<Provider>,
+    /// `CCJK_EMAIL_API_KEY`: required with a provider.
+    pub api_key: Option<String>,
+    /// `CCJK_EMAIL_FROM`, e.g. `CCJK <ccjk@example.com>`: required with a provider.
+    pub from: Option<String>,
+    /// `CCJK_EMAIL_API_URL`: overrides the provider's base URL (self-hosted relays, EU regions,
+    /// tests); required for `webhook`, where it is the full endpoint.
+    pub api_url: Option<String>,
+    /// `CCJK_EMAIL_DOMAIN`: Mailgun's sending domain (default: the domain of the From address).
+    pub domain: Option<String>,
+    /// Connect timeout of a relay call (5 s).
+    pub connect_timeout: Duration,
+    /// Whole-call timeout of a relay call (20 s). Tests shorten it.
+    pub timeout: Duration,
+    /// Delay before the second attempt; each later one doubles it (with ±20 % jitter), so ten
+    /// attempts span about a day at the default of 3 minutes. Not an environment setting:
+    /// tests shorten it so that retries do not take a day.
+    pub backoff_base: Duration,
+}
+
 /// `PRAGMA synchronous` for the writer: `Full` survives power loss, `Normal` only crashes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Synchronous {
@@ -88,6 +170,11 @@ pub struct Config {
     pub lease_grace: Duration,
     /// How often the janitor runs (offline detection, lease expiry, idle sessions).
     pub janitor_interval: Duration,
+    /// Outbound mail: the relay and the mailer's timing.
+    pub mail: MailConfig,
+    /// `CCJK_INBOUND_SECRET`: HMAC secrets of the inbound-mail webhook (comma-separated in
+    /// the variable, for rotation); empty = the webhook answers 404.
+    pub inbound_secrets: Vec<String>,
 }
 
 /// 1 MiB.
@@ -117,6 +204,13 @@ impl Default for Config {
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
+            mail: MailConfig {
+                connect_timeout: Duration::from_secs(5),
+                timeout: Duration::from_secs(20),
+                backoff_base: Duration::from_secs(180),
+                ..MailConfig::default()
+            },
+            inbound_secrets: Vec::new(),
         }
     }
 }
@@ -215,6 +309,26 @@ impl Config {
                 note(parse_size(name, &v).map(|n| *slot = n));
             }
         }
+        if let Some(v) = get("CCJK_EMAIL_PROVIDER") {
+            note(Provider::parse(&v).map(|p| c.mail.provider = p));
+        }
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        c.mail.api_key = text("CCJK_EMAIL_API_KEY");
+        c.mail.from = text("CCJK_EMAIL_FROM");
+        c.mail.api_url = text("CCJK_EMAIL_API_URL").map(|u| u.trim_end_matches('/').to_string());
+        c.mail.domain = text("CCJK_EMAIL_DOMAIN");
+        if let Some(v) = get("CCJK_INBOUND_SECRET") {
+            c.inbound_secrets = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         errs.extend(c.validate());
         if errs.is_empty() { Ok(c) } else { Err(errs) }
     }
@@ -238,6 +352,14 @@ impl Config {
         if self.max_output < 128 * 1024 {
             errs.push("CCJK_MAX_OUTPUT must be at least 128 KiB".into());
         }
+        errs.extend(self.mail.validate());
+        if self.inbound_secrets.iter().any(|s| s.len() < 16) {
+            errs.push(
+                "CCJK_INBOUND_SECRET: every secret must be at least 16 characters (use 32 random \
+                 bytes, hex-encoded)"
+                    .into(),
+            );
+        }
         errs
     }
 
@@ -250,6 +372,62 @@ impl Config {
                 dir.unwrap_or(Path::new(".")).join("ccjk.key")
             }
         }
+    }
+}
+
+impl MailConfig {
+    /// Problems with the relay settings: with a provider, the key and the From address are
+    /// required, `webhook` needs `CCJK_EMAIL_API_URL`, and URLs must be http(s).
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let Some(p) = self.provider else {
+            return errs;
+        };
+        let name = p.name();
+        if self.api_key.is_none() {
+            errs.push(format!(
+                "CCJK_EMAIL_API_KEY is required with CCJK_EMAIL_PROVIDER={name}"
+            ));
+        }
+        match self.from.as_deref() {
+            None => errs.push(format!(
+                "CCJK_EMAIL_FROM is required with CCJK_EMAIL_PROVIDER={name}"
+            )),
+            Some(f) if !f.contains('@') || f.contains(['\r', '\n']) => {
+                errs.push(format!("CCJK_EMAIL_FROM: {f:?} is not an e-mail address"))
+            }
+            Some(_) => {}
+        }
+        match self.api_url.as_deref() {
+            None if p == Provider::Webhook => {
+                errs.push("CCJK_EMAIL_API_URL is required with CCJK_EMAIL_PROVIDER=webhook".into())
+            }
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                errs.push(format!("CCJK_EMAIL_API_URL: {u:?} is not an http(s) URL"))
+            }
+            _ => {}
+        }
+        if p == Provider::Mailgun && self.mailgun_domain().is_none() {
+            errs.push("CCJK_EMAIL_DOMAIN is required with CCJK_EMAIL_PROVIDER=mailgun".into());
+        }
+        errs
+    }
+
+    /// The base URL calls go to: `CCJK_EMAIL_API_URL`, else the provider's own.
+    pub fn base_url(&self) -> Option<String> {
+        self.api_url
+            .clone()
+            .or_else(|| self.provider?.default_base().map(str::to_string))
+    }
+
+    /// Mailgun's sending domain: `CCJK_EMAIL_DOMAIN`, else the From address's domain.
+    pub fn mailgun_domain(&self) -> Option<String> {
+        self.domain.clone().or_else(|| {
+            let from = self.from.as_deref()?;
+            let addr = from.rsplit_once('<').map_or(from, |(_, a)| a);
+            let d = addr.rsplit_once('@')?.1.trim_end_matches('>').trim();
+            (!d.is_empty()).then(|| d.to_string())
+        })
     }
 }
 
@@ -353,6 +531,48 @@ mod tests {
             Ok(2)
         );
         assert!(cfg(&[("CCJK_HASH_THREADS", "0")]).is_err());
+    }
+
+    #[test]
+    fn mail_settings_name_the_variable_at_fault() {
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "pigeon")]).expect_err("unknown");
+        assert!(errs[0].contains("CCJK_EMAIL_PROVIDER"), "{errs:?}");
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "resend")]).expect_err("no key");
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_API_KEY")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_FROM")),
+            "{errs:?}"
+        );
+        let errs = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "webhook"),
+            ("CCJK_EMAIL_API_KEY", "k"),
+            ("CCJK_EMAIL_FROM", "ccjk@example.com"),
+        ])
+        .expect_err("no url");
+        assert!(errs[0].starts_with("CCJK_EMAIL_API_URL"), "{errs:?}");
+        let c = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "Mailgun"),
+            ("CCJK_EMAIL_API_KEY", "key-1"),
+            ("CCJK_EMAIL_FROM", "CCJK <ccjk@mg.example.com>"),
+            (
+                "CCJK_INBOUND_SECRET",
+                "0123456789abcdef, fedcba9876543210fedcba",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.mail.provider, Some(Provider::Mailgun));
+        assert_eq!(c.mail.mailgun_domain().as_deref(), Some("mg.example.com"));
+        assert_eq!(
+            c.mail.base_url().as_deref(),
+            Some("https://api.mailgun.net")
+        );
+        assert_eq!(c.inbound_secrets.len(), 2);
+        assert!(cfg(&[("CCJK_INBOUND_SECRET", "short")]).is_err());
+        let none = cfg(&[("CCJK_EMAIL_PROVIDER", "none")]).expect("none is valid");
+        assert_eq!(none.mail.provider, None);
     }
 
     #[test]
