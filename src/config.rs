@@ -108,8 +108,8 @@ pub struct MailConfig {
     /// Whole-call timeout of a relay call (20 s). Tests shorten it.
     pub timeout: Duration,
     /// Delay before the second attempt; each later one doubles it (with ±20 % jitter), so ten
-    /// attempts span about a day at the default of 3 minutes. Not an environment setting:
-    /// tests shorten it so that retries do not take a day.
+    /// attempts span about a day at the default of 3 minutes. `CCJK_EMAIL_RETRY_BASE`, meant
+    /// for tests (so that retries do not take a day), not for production.
     pub backoff_base: Duration,
 }
 
@@ -321,6 +321,17 @@ impl Config {
         c.mail.from = text("CCJK_EMAIL_FROM");
         c.mail.api_url = text("CCJK_EMAIL_API_URL").map(|u| u.trim_end_matches('/').to_string());
         c.mail.domain = text("CCJK_EMAIL_DOMAIN");
+        if let Some(v) = get("CCJK_EMAIL_RETRY_BASE") {
+            note(match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_millis(10) => {
+                    c.mail.backoff_base = d;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_EMAIL_RETRY_BASE: {v:?} is not a duration of at least 10ms such as 3m"
+                )),
+            });
+        }
         if let Some(v) = get("CCJK_INBOUND_SECRET") {
             c.inbound_secrets = v
                 .split(',')
