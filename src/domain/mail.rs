@@ -104,6 +104,11 @@ pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
     let Some(owner) = users::find(tx, t.user_id)? else {
         return Ok(());
     };
+    let owner_wants = owner.is_active && owner.notify_email && message_id.is_some();
+    if !owner_wants && t.source != "email" {
+        // The common case, on every daemon result: nothing to mail, nothing more to read.
+        return Ok(());
+    }
     let device = match t.claimed_by.or(t.device_id) {
         Some(d) => devices::get_by_id(tx, d)?.map(|d| d.name),
         None => None,
@@ -111,10 +116,7 @@ pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
     let report = task_report(t, device.as_deref());
     let short: String = t.command.chars().take(60).collect();
     let mut mailed: Vec<String> = Vec::new();
-    if owner.is_active
-        && owner.notify_email
-        && let Some(mid) = message_id
-    {
+    if owner_wants && let Some(mid) = message_id {
         enqueue(
             tx,
             &NewMail {

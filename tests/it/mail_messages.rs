@@ -253,3 +253,45 @@ fn config_passwords_are_sealed_at_rest_and_lite_sets_the_account_config() {
     );
     assert_v1_error(&r, 422, "VALIDATION_FAILED");
 }
+
+#[test]
+fn a_device_going_offline_is_mailed_to_an_owner_who_wants_it() {
+    let relay = FakeRelay::start(Answer::json(200, r#"{"id":"re_off"}"#));
+    let s = TestServer::start_with(|c| use_relay(c, &relay, Provider::Resend));
+    let (token, _, _) = s.register("owner@example.com");
+    let (_, key) = new_device(&s, &token, "build-box");
+    let beat = |status: &str| {
+        assert_v1_ok(
+            &s.post_json(
+                "/v1/daemon/heartbeat",
+                Some(&key),
+                json!({"status": status, "current_tasks": []}),
+            ),
+            200,
+        )
+    };
+    beat("online");
+    assert_v1_ok(
+        &s.post_json("/v1/daemon/offline", Some(&key), json!({})),
+        200,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(relay.requests().is_empty(), "not without notify_email");
+    s.patch_json("/v1/auth/me", Some(&token), json!({"notify_email": true}));
+    beat("online");
+    assert_v1_ok(
+        &s.post_json("/v1/daemon/offline", Some(&key), json!({})),
+        200,
+    );
+    let r = relay.wait_for(1, WAIT);
+    let m = r[0].json();
+    assert_eq!(m["subject"], "Device build-box is offline");
+    assert_eq!(m["to"], json!(["owner@example.com"]));
+    let kinds = eventually("sent offline message", WAIT, || {
+        let l = messages(&s, &token, "");
+        let first = l["messages"][0].clone();
+        (first["sent_via_email"] == json!(true)).then_some(first)
+    });
+    assert_eq!(kinds["type"], "device_offline");
+    assert_eq!(relay.requests().len(), 1, "coming online is not mailed");
+}
