@@ -190,8 +190,20 @@ pub fn receive(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Outc
         return Err(ApiError::not_found("Route"));
     }
     verify(cx, body, signed, ip)?;
-    let mail: InboundMail = match serde_json::from_slice(body) {
-        Ok(m) => m,
+    let parsed = serde_json::from_slice::<InboundMail>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            let id = m
+                .message_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && id.len() <= 998)
+                .map(str::to_string)
+                .ok_or("message_id is required (at most 998 characters)")?;
+            Ok((m, id))
+        });
+    let (mail, message_id) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             let why = format!("bad_json: {e}");
             let ipc = ip.to_string();
@@ -213,13 +225,6 @@ pub fn receive(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Outc
             ));
         }
     };
-    let message_id = mail
-        .message_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty() && m.len() <= 998)
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::invalid("message_id", "is required (at most 998 characters)"))?;
     let index = cx.svc.claimable.clone();
     let ip = ip.to_string();
     cx.write(move |tx| accept(tx, &index, mail, message_id, ip))

@@ -148,6 +148,9 @@ fn refusals_create_nothing_and_are_recorded_with_their_reason() {
     );
     let d = assert_v1_ok(&post_signed(&s, path, &empty, SECRET, None), 200);
     assert_eq!(d["reason"], "empty_command");
+    let no_id = json!({"from": "me@example.com", "subject": "[CCJK] ls", "body": "ls"});
+    let r = post_signed(&s, path, no_id.to_string().as_bytes(), SECRET, None);
+    assert_v1_error(&r, 422, "VALIDATION_FAILED");
     assert_eq!(task_count(&s, &token), 0, "no refusal created a task");
 
     // The good one, with a timestamp, then its redelivery.
@@ -175,6 +178,10 @@ fn refusals_create_nothing_and_are_recorded_with_their_reason() {
         ("rejected", Some("no_prefix")),
         ("rejected", Some("unknown_device")),
         ("rejected", Some("empty_command")),
+        (
+            "rejected",
+            Some("bad_json: message_id is required (at most 998 characters)"),
+        ),
         ("accepted", None),
     ];
     let got: Vec<(&str, Option<&str>)> = reasons
