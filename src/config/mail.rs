@@ -118,6 +118,15 @@ impl MailConfig {
             }
             _ => {}
         }
+        if !cfg!(feature = "tls")
+            && let Some(u) = self.base_url()
+            && !u.starts_with("http://")
+        {
+            errs.push(format!(
+                "CCJK_EMAIL_API_URL: this binary was built without TLS (the `tls` feature), so \
+                 the relay must be an http:// URL, not {u:?}"
+            ));
+        }
         if p == Provider::Mailgun && self.mailgun_domain().is_none() {
             errs.push("CCJK_EMAIL_DOMAIN is required with CCJK_EMAIL_PROVIDER=mailgun".into());
         }
