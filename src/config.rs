@@ -5,6 +5,9 @@
 //! the crate reads the environment, so tests build a `Config` by hand and run several servers
 //! with different settings in one process.
 
+mod mail;
+
+pub use mail::{MailConfig, Provider};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -92,6 +95,11 @@ pub struct Config {
     /// most this much of heartbeat times (never a status change, a task or a result). Not an
     /// environment setting; tests lengthen it to see the write at shutdown.
     pub heartbeat_flush_every: Duration,
+    /// Outbound mail: the relay and the mailer's timing.
+    pub mail: MailConfig,
+    /// `CCJK_INBOUND_SECRET`: HMAC secrets of the inbound-mail webhook (comma-separated in
+    /// the variable, for rotation); empty = the webhook answers 404.
+    pub inbound_secrets: Vec<String>,
     /// Deadlines and bounds that keep slow or hostile clients from holding threads (`net`).
     pub net: NetLimits,
 }
@@ -161,6 +169,13 @@ impl Default for Config {
             janitor_interval: Duration::from_secs(5),
             heartbeat_flush_every: Duration::from_secs(5),
             net: NetLimits::default(),
+            mail: MailConfig {
+                connect_timeout: Duration::from_secs(5),
+                timeout: Duration::from_secs(20),
+                backoff_base: Duration::from_secs(180),
+                ..MailConfig::default()
+            },
+            inbound_secrets: Vec::new(),
         }
     }
 }
@@ -270,6 +285,37 @@ impl Config {
                 note(parse_size(name, &v).map(|n| *slot = n));
             }
         }
+        if let Some(v) = get("CCJK_EMAIL_PROVIDER") {
+            note(Provider::parse(&v).map(|p| c.mail.provider = p));
+        }
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        c.mail.api_key = text("CCJK_EMAIL_API_KEY");
+        c.mail.from = text("CCJK_EMAIL_FROM");
+        c.mail.api_url = text("CCJK_EMAIL_API_URL").map(|u| u.trim_end_matches('/').to_string());
+        c.mail.domain = text("CCJK_EMAIL_DOMAIN");
+        if let Some(v) = get("CCJK_EMAIL_RETRY_BASE") {
+            note(match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_millis(10) => {
+                    c.mail.backoff_base = d;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_EMAIL_RETRY_BASE: {v:?} is not a duration of at least 10ms such as 3m"
+                )),
+            });
+        }
+        if let Some(v) = get("CCJK_INBOUND_SECRET") {
+            c.inbound_secrets = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         errs.extend(c.validate());
         if errs.is_empty() { Ok(c) } else { Err(errs) }
     }
@@ -292,6 +338,14 @@ impl Config {
         }
         if self.max_output < 128 * 1024 {
             errs.push("CCJK_MAX_OUTPUT must be at least 128 KiB".into());
+        }
+        errs.extend(self.mail.validate());
+        if self.inbound_secrets.iter().any(|s| s.len() < 16) {
+            errs.push(
+                "CCJK_INBOUND_SECRET: every secret must be at least 16 characters (use 32 random \
+                 bytes, hex-encoded)"
+                    .into(),
+            );
         }
         errs
     }
@@ -408,6 +462,48 @@ mod tests {
             Ok(2)
         );
         assert!(cfg(&[("CCJK_HASH_THREADS", "0")]).is_err());
+    }
+
+    #[test]
+    fn mail_settings_name_the_variable_at_fault() {
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "pigeon")]).expect_err("unknown");
+        assert!(errs[0].contains("CCJK_EMAIL_PROVIDER"), "{errs:?}");
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "resend")]).expect_err("no key");
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_API_KEY")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_FROM")),
+            "{errs:?}"
+        );
+        let errs = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "webhook"),
+            ("CCJK_EMAIL_API_KEY", "k"),
+            ("CCJK_EMAIL_FROM", "ccjk@example.com"),
+        ])
+        .expect_err("no url");
+        assert!(errs[0].starts_with("CCJK_EMAIL_API_URL"), "{errs:?}");
+        let c = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "Mailgun"),
+            ("CCJK_EMAIL_API_KEY", "key-1"),
+            ("CCJK_EMAIL_FROM", "CCJK <ccjk@mg.example.com>"),
+            (
+                "CCJK_INBOUND_SECRET",
+                "0123456789abcdef, fedcba9876543210fedcba",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.mail.provider, Some(Provider::Mailgun));
+        assert_eq!(c.mail.mailgun_domain().as_deref(), Some("mg.example.com"));
+        assert_eq!(
+            c.mail.base_url().as_deref(),
+            Some("https://api.mailgun.net")
+        );
+        assert_eq!(c.inbound_secrets.len(), 2);
+        assert!(cfg(&[("CCJK_INBOUND_SECRET", "short")]).is_err());
+        let none = cfg(&[("CCJK_EMAIL_PROVIDER", "none")]).expect("none is valid");
+        assert_eq!(none.mail.provider, None);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //!   background workers call it exactly as the routes do.
 //! * `db` — SQL, migrations, and the one writer (group commit, after-commit effects).
 //! * `state` — in-memory indexes and caches shared by all threads.
-//! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor; and
-//!   where after-commit effects go.
+//! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor, watchdog,
+//!   mailer; and where after-commit effects go.
+//! * `relay` — the e-mail relays' HTTP APIs (the mailer and the CLI call it).
 //! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest; `alloc` is
 //!   the global allocator (the crate's only unsafe code: it makes tiny_http's drain of a huge
 //!   declared body harmless, see `http::net`).
@@ -37,6 +38,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod password;
+pub mod relay;
 pub mod sched;
 pub mod state;
 pub mod time;

@@ -11,6 +11,7 @@ use crate::db::Tx;
 use crate::db::effects::Effect;
 use crate::db::messages::{self, NewMessage};
 use crate::db::tasks::{self, Task, TaskStatus};
+use crate::domain::mail;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::claimable::ClaimableIndex;
 use serde_json::json;
@@ -88,7 +89,8 @@ fn cancel_successors(tx: &Tx, id: &str, why: &str) -> ApiResult<()> {
 }
 
 /// What follows a task reaching a final state, inside the same write job: a notification
-/// (none for a cancel, which the owner asked for), and in a sequential batch the release (after
+/// (none for a cancel, which the owner asked for), its mails (`mail::task_final`: the owner
+/// with `notify_email`, the sender of a task that came by e-mail), and in a sequential batch the release (after
 /// success) or cancellation (otherwise) of what is queued behind it.
 pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
     let (kind, verb) = match t.status {
@@ -97,9 +99,10 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
         TaskStatus::Timeout => ("task_failed", "timed out"),
         _ => ("task_cancelled", "was cancelled"),
     };
+    let mut message_id = None;
     if t.status != TaskStatus::Cancelled {
         let short: String = t.command.chars().take(80).collect();
-        messages::insert(
+        message_id = Some(messages::insert(
             tx,
             &NewMessage {
                 user_id: t.user_id,
@@ -110,8 +113,9 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
                 content: t.error_message.clone(),
                 data: json!({"task_id": t.id, "status": t.status, "exit_code": t.exit_code}),
             },
-        )?;
+        )?);
     }
+    mail::task_final(tx, t, message_id)?;
     if t.status == TaskStatus::Completed {
         if let Some(next) = tasks::successor(tx, &t.id)?
             && tasks::unblock(tx, &next)?

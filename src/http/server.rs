@@ -39,9 +39,11 @@ use std::time::{Duration, Instant};
 
 /// `SO_SNDTIMEO`: how long a write to a client that does not read may block a thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bodies declared over the route's cap up to this size are read and discarded before the 413
-/// (off the workers); larger ones are refused without reading.
-const DISCARD_OVERSIZED: usize = 1024 * 1024;
+/// Bodies declared over the route's cap by at most this much (16 MiB) are read and discarded
+/// before the 413, off the workers and under the body deadlines, so that a client still sending
+/// (an 11 MB log, a 10 MB mail) reads its 413 instead of a reset; declared lengths further over
+/// the cap are refused without reading.
+const DISCARD_OVERSIZED: usize = 16 * 1024 * 1024;
 
 /// Binds the listener with the socket options tiny_http lacks.
 pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
@@ -79,6 +81,7 @@ pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
 }
 
 /// What the access log needs about a request, carried with it between threads.
+#[derive(Clone)]
 pub struct AccessInfo {
     pub(crate) started: Instant,
     pub(crate) method: String,
@@ -327,7 +330,7 @@ fn serve(
         // A client may be sending a modestly oversized body right now: read and discard it
         // (off the workers, under the same deadlines), so the 413 is not lost to the reset
         // that closing a socket with data still arriving causes. Larger ones: closed at once.
-        if n <= DISCARD_OVERSIZED {
+        if n - cap <= DISCARD_OVERSIZED {
             return read_off_pool(app, raw, req, info, BodyPlan::Discard(cap, n), hash);
         }
         let reply = error_reply(&req, &ApiError::too_large(cap));
@@ -384,10 +387,15 @@ fn proceed(
 enum BodyPlan {
     /// Read up to the route's cap, then run the route.
     Read(usize),
-    /// Over the route's cap (the first number) but small enough (the second, declared): read it
-    /// whole and answer 413.
+    /// Declared over the route's cap (the first number) by little enough: read and discard the
+    /// declared length (the second) while the client keeps sending, then answer 413. A client
+    /// that pauses for `DISCARD_PAUSE` (one that waits for an answer before sending) is answered
+    /// 413 then, and its connection closed.
     Discard(usize, usize),
 }
+
+/// The longest pause of a body being discarded before its 413 is sent anyway.
+const DISCARD_PAUSE: Duration = Duration::from_secs(1);
 
 /// Hands a request whose body tiny_http has not read to `net`'s body readers; the request then
 /// continues on the body thread (`proceed`), or ends with 413, 408, 400 or 503.
@@ -399,18 +407,20 @@ fn read_off_pool(
     plan: BodyPlan,
     hash: &HashPool,
 ) {
-    let (cap, read) = match plan {
-        BodyPlan::Read(cap) => (cap, cap),
-        BodyPlan::Discard(cap, declared) => (cap, declared),
+    let (cap, read, idle) = match plan {
+        BodyPlan::Read(cap) => (cap, cap, None),
+        BodyPlan::Discard(cap, declared) => (cap, declared, Some(DISCARD_PAUSE)),
     };
     let (app2, hash) = (app.clone(), hash.clone());
     let then: net::body::Then = Box::new(move |raw, body, socket| {
         let app = &*app2;
         let err = match body {
+            // Discarded whole: the connection may carry on.
             Ok(_) if read > cap => {
-                // Discarded whole: the connection may carry on.
                 return finish(raw, error_reply(&req, &ApiError::too_large(cap)), &info);
             }
+            // Discarding stopped early (a pause, an early close): still the 413 it was for.
+            Err(_) if read > cap => ApiError::too_large(cap),
             Ok(body) => {
                 req.body = body;
                 let open = || app.svc.db.reader();
@@ -434,7 +444,7 @@ fn read_off_pool(
         };
         close(app, raw, error_reply(&req, &err), &info, socket);
     });
-    if let Err((raw, then)) = app.net.bodies.submit(raw, read, then) {
+    if let Err((raw, then)) = app.net.bodies.submit(raw, read, idle, then) {
         then(raw, Err(BodyError::Busy), None);
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Layer of each top-level module; a module may refer to modules of a strictly lower layer
 /// (and to itself).
-const LAYERS: [(&str, u8); 13] = [
+const LAYERS: [(&str, u8); 14] = [
     ("alloc", 0),
     ("config", 0),
     ("error", 0),
@@ -15,6 +15,7 @@ const LAYERS: [(&str, u8); 13] = [
     ("crypto", 0),
     ("sched", 0),
     ("password", 1),
+    ("relay", 1),
     ("db", 2),
     ("state", 3),
     ("domain", 4),

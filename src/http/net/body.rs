@@ -145,14 +145,16 @@ impl Bodies {
         }
     }
 
-    /// Reads `raw`'s body (at most `cap` bytes) on a body thread, then calls `then` there.
-    /// `Err` gives the request back when the line is full or no thread can be started; the
-    /// caller answers 503 (`Net::close_with`).
+    /// Reads `raw`'s body (at most `cap` bytes) on a body thread, then calls `then` there. The
+    /// read may pause for at most `idle` (default: half of `body_timeout`). `Err` gives the
+    /// request back when the line is full or no thread can be started; the caller answers 503
+    /// (`Net::close_with`).
     #[allow(clippy::result_large_err)]
     pub fn submit(
         self: &Arc<Self>,
         raw: tiny_http::Request,
         cap: usize,
+        idle: Option<Duration>,
         then: Then,
     ) -> Result<(), (tiny_http::Request, Then)> {
         let now = Instant::now();
@@ -161,7 +163,7 @@ impl Bodies {
             peer: raw.remote_addr().copied(),
             started: now,
             until: now + deadline(&self.limits, len),
-            idle: self.limits.body_timeout / 2,
+            idle: idle.unwrap_or(self.limits.body_timeout / 2),
             last: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             socket: Mutex::new(None),

@@ -8,16 +8,22 @@ use crate::db::tasks::{Task, TaskStatus};
 use crate::domain::callers::{Caller, DeviceCaller};
 use crate::domain::daemon::{self, Beat, ResultRequest};
 use crate::domain::devices::fact;
+use crate::domain::email_config::{self, ConfigRequest};
+use crate::domain::mail::{self, SendRequest};
 use crate::domain::policy::HEARTBEAT_CLAIM_LIMIT;
 use crate::domain::tasks::{self, CreateTaskRequest, Creator, ListFilter, Source};
 use crate::domain::{accounts, callers, devices};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::http::family::Family;
 use crate::http::route::{
-    Auth, Call, Json, JsonOr, Out, PageQuery, Query, Route, credential, get, post,
+    Auth, Call, Json, JsonOr, Out, PageQuery, Query, Rate, Route, credential, get, post,
 };
 use crate::http::routes::poll::{PollQuery, poll};
 use crate::http::routes::status_filter;
+use crate::http::routes::v1::{
+    self,
+    email::{EmailConfigView, MailView},
+};
 use crate::http::views::{TaskView, json_col};
 use crate::http::{Reply, Req};
 use schemars::JsonSchema;
@@ -47,7 +53,35 @@ pub fn routes() -> Vec<Route> {
             .to("A task", get_task),
         post("/tasks/{id}/cancel").auth(owner("task:cancel"))
             .to("Cancel a task", cancel_task),
+        post("/email/config").auth(owner("user:write"))
+            .to("Set the account's e-mail config", email_config),
+        post("/email/send").auth(owner("user:write")).statuses(&[202])
+            .to_out("Queue a mail to the account's own or configured address", email_send),
+        post("/email/incoming").rate(Rate::Webhook)
+            .to("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", v1::email::incoming),
     ]
+}
+
+/// The account a Lite caller acts for (a device key acts for its owner).
+fn account(call: &Call) -> ApiResult<crate::db::users::User> {
+    match call.caller()? {
+        Caller::User(u) => Ok((*u.user).clone()),
+        Caller::Device(d) => callers::active_user(&call.cx, d.user_id),
+    }
+}
+
+/// `POST /email/config` {email, imap_host, smtp_host, password, …}: the account's own config
+/// (Lite keeps one per user).
+fn email_config(call: &Call, Json(mut b): Json<ConfigRequest>) -> ApiResult<EmailConfigView> {
+    b.device_id = None;
+    let c = email_config::set(&call.cx, account(call)?.id, b)?;
+    Ok((&c).into())
+}
+
+/// `POST /email/send` {to, subject, body}: 202 with the queued mail.
+fn email_send(call: &Call, Json(b): Json<SendRequest>) -> ApiResult<Out<MailView>> {
+    let m = mail::send(&call.cx, &account(call)?, b)?;
+    Ok(Out::Status(202, (&m).into()))
 }
 
 /// A claimed task in Lite's shape.
