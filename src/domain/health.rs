@@ -1,6 +1,7 @@
-//! Is the server well (`GET /health`), and what an admin watches (`GET /metrics`, Prometheus
-//! text; README "Operations").
+//! Is the server well (`GET /health`), and what `GET /metrics` reads from the database when it
+//! is scraped (README "Metrics"; the registry itself is `http::metrics`).
 
+use crate::db::tasks::TaskStatus;
 use crate::db::{devices, tasks};
 use crate::domain::Cx;
 use crate::error::{ApiError, ApiResult};
@@ -32,43 +33,27 @@ pub fn check(cx: &Cx) -> ApiResult<Health> {
     })
 }
 
-/// The Prometheus exposition of what the domain knows, plus `parked_polls` from the HTTP side.
-pub fn metrics(cx: &Cx, parked_polls: usize) -> ApiResult<String> {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        ));
-    };
-    gauge(
-        "ccjk_password_hashes_total",
-        "argon2id computations (hash and verify)",
-        "counter",
-        crate::password::computed(),
-    );
-    let size = crate::db::file_bytes(cx.reader)?;
-    gauge(
-        "ccjk_database_bytes",
-        "size of the main database file",
-        "gauge",
-        size.max(0) as u64,
-    );
-    gauge(
-        "ccjk_parked_polls",
-        "long-polls waiting for work",
-        "gauge",
-        parked_polls as u64,
-    );
-    let online = devices::count_online(cx.reader)?;
-    gauge(
-        "ccjk_devices_online",
-        "devices not offline",
-        "gauge",
-        online.max(0) as u64,
-    );
-    out.push_str("# HELP ccjk_tasks tasks by status\n# TYPE ccjk_tasks gauge\n");
-    for (status, n) in tasks::count_by_status(cx.reader)? {
-        out.push_str(&format!("ccjk_tasks{{status=\"{status}\"}} {n}\n"));
-    }
-    Ok(out)
+/// What `/metrics` reads from the database at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Tasks per status (statuses with none may be absent).
+    pub tasks_by_status: Vec<(TaskStatus, i64)>,
+    /// Devices whose status is not `offline`.
+    pub devices_online: i64,
+    /// The main database file (page count × page size).
+    pub database_bytes: i64,
+    /// The `-wal` file (0 when there is none).
+    pub wal_bytes: i64,
+}
+
+/// Reads the scrape-time figures. Errors: 500 when the database cannot be read.
+pub fn snapshot(cx: &Cx) -> ApiResult<Snapshot> {
+    let mut wal = cx.svc.db.path().as_os_str().to_owned();
+    wal.push("-wal");
+    Ok(Snapshot {
+        tasks_by_status: tasks::count_by_status(cx.reader)?,
+        devices_online: devices::count_online(cx.reader)?,
+        database_bytes: crate::db::file_bytes(cx.reader)?,
+        wal_bytes: std::fs::metadata(&wal).map_or(0, |m| m.len() as i64),
+    })
 }

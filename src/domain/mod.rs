@@ -5,19 +5,24 @@
 //!
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
-//! `policy` names every limit and rule; `health` is the database check and the metrics.
+//! `policy` names every limit and rule; `health` is the database check and the metrics;
+//! `backups`, `logs` and `stats` are what an owner keeps and reads (config backups, daemon log
+//! uploads, statistics).
 
 pub mod accounts;
 pub mod api_keys;
+pub mod backups;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
 pub mod health;
 pub mod lifecycle;
+pub mod logs;
 pub mod output;
 pub mod policy;
 pub mod services;
 pub mod sessions;
+pub mod stats;
 pub mod tasks;
 pub mod text;
 

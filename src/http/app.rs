@@ -1,9 +1,13 @@
-//! What the HTTP side shares between its threads: the domain's services, the route table and
-//! the long-poll registry, plus the shutdown flag the request loops read.
+//! What the HTTP side shares between its threads: the domain's services, the route table, the
+//! long-poll registry, the rate-limit windows and the metrics registry, plus the shutdown flag
+//! the request loops read.
 
 use crate::domain::Services;
+use crate::domain::policy::RATE_WINDOW;
 use crate::http::longpoll::LongPolls;
+use crate::http::metrics::Metrics;
 use crate::http::route::Table;
+use crate::state::ratelimit::RateLimiter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,6 +18,10 @@ pub struct App {
     pub table: Table,
     /// Parked long-polls.
     pub polls: LongPolls,
+    /// Request windows of the rate limits (README "Rate limits").
+    pub rate: RateLimiter,
+    /// What `/metrics` shows; every request's access record moves it.
+    pub metrics: Arc<Metrics>,
     /// Set once shutdown has begun: request loops stop instead of treating a closed queue as
     /// a dead accept thread.
     stopping: AtomicBool,
@@ -22,10 +30,13 @@ pub struct App {
 impl App {
     /// The HTTP side over `svc`, serving `table`.
     pub fn new(svc: Arc<Services>, table: Table) -> App {
+        let metrics = Arc::new(Metrics::new(svc.db.writer_stats()));
         App {
             svc,
             table,
             polls: LongPolls::default(),
+            rate: RateLimiter::new(RATE_WINDOW),
+            metrics,
             stopping: AtomicBool::new(false),
         }
     }

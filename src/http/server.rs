@@ -11,7 +11,8 @@
 //! * Each request: find its route, read the body under the route's cap (413 before reading
 //!   when the declared length is over it; a declared length over 256 MiB is never handed back
 //!   to tiny_http, whose drop would allocate it), run the route under `catch_unwind` (a panic is
-//!   a 500 with no internals), respond, and log one access line.
+//!   a 500 with no internals) once its caller is within its rate limit (`ratelimit`), respond,
+//!   log one access line and count it in the metrics (by route pattern and status class).
 //! * Routes that hash passwords are handed whole to the hashing pool (`hashpool`), so workers
 //!   never compute a hash.
 
@@ -21,6 +22,8 @@ use crate::error::ApiError;
 use crate::http::app::App;
 use crate::http::family::Family;
 use crate::http::hashpool::HashPool;
+use crate::http::metrics::Metrics;
+use crate::http::ratelimit;
 use crate::http::route::{Call, Cap, Found, Outcome, authenticate};
 use crate::http::{READ_HEADERS, Reply, Req, redact_url};
 use crate::state::throttle::Key;
@@ -85,6 +88,10 @@ pub struct AccessInfo {
     pub(crate) url: String,
     pub(crate) ip: String,
     pub(crate) request_id: String,
+    /// The matched route's path pattern (`unmatched` if none): the metrics' route label.
+    pub(crate) route: &'static str,
+    /// Where the finished request is counted.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// A new request id: a per-process random prefix and a counter.
@@ -135,8 +142,17 @@ fn response(
     resp
 }
 
-/// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
+/// The one access-log line of a request (`len` bytes of body were sent with `reply`'s status),
+/// and its count and latency in the metrics.
 fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<std::io::Error>) {
+    if let Some(m) = &info.metrics {
+        m.observe(
+            info.route,
+            &info.method,
+            reply.status,
+            info.started.elapsed(),
+        );
+    }
     log::info!(
         target: "access",
         "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}",
@@ -173,7 +189,11 @@ pub fn run(app: &App, conn: &rusqlite::Connection, req: &Req) -> Outcome {
     };
     let cx = Cx::new(&app.svc, conn);
     let go = || match authenticate(route.auth, &cx, req) {
-        Ok(caller) => route.run(&Call::new(app, cx, req, caller)),
+        Ok(caller) => match ratelimit::admit(app, &cx, route.rate, caller.as_ref()) {
+            Ok(Some(l)) if !l.verdict.allowed => Outcome::Reply(ratelimit::refuse(app, req, &l)),
+            Ok(limited) => ratelimit::stamp(route.run(&Call::new(app, cx, req, caller)), limited),
+            Err(e) => Outcome::Reply(error_reply(req, &e)),
+        },
         Err(e) => Outcome::Reply(error_reply(req, &e)),
     };
     match catch_unwind(AssertUnwindSafe(go)) {
@@ -279,18 +299,21 @@ fn body_cap(cap: Cap, cfg: &crate::config::Config) -> usize {
     match cap {
         Cap::Json => cfg.max_body,
         Cap::Output => cfg.max_body.max(8 * cfg.max_output + 64 * 1024),
+        Cap::Upload => cfg.max_log_upload + crate::domain::policy::LOG_UPLOAD_OVERHEAD,
     }
 }
 
 /// One request, from tiny_http to the client.
 fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, hash: &HashPool) {
     let cfg = &app.svc.cfg;
-    let info = AccessInfo {
+    let mut info = AccessInfo {
         started: Instant::now(),
         method: raw.method().as_str().to_string(),
         url: raw.url().to_string(),
         ip: client_ip(&raw, cfg.trusted_proxy),
         request_id: next_request_id(),
+        route: "unmatched",
+        metrics: Some(app.metrics.clone()),
     };
     let headers = raw
         .headers()
@@ -307,6 +330,7 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
         Found::Route(i, route, params) => {
             req.route = Some(i);
             req.params = params;
+            info.route = route.path;
             (body_cap(route.cap, cfg), route.hashing)
         }
         Found::NotFound => (cfg.max_body, false),

@@ -2,11 +2,15 @@
 //! method, path, the credential it accepts (and the scope), anything special about its body
 //! or threads, the summary the OpenAPI document shows, and the handler.
 
+pub(crate) mod config;
 mod devices;
 mod identity;
+mod logs;
+pub(crate) mod stats;
 mod tasks;
 
 use crate::http::route::{Auth, Cap, Route, delete, get, patch, post};
+use config as cfg;
 use devices as dev;
 use identity as id;
 use tasks as task;
@@ -93,5 +97,28 @@ pub fn routes() -> Vec<Route> {
             .to("Cancel a task", task::cancel),
         post("/v1/tasks/{id}/retry").user("task:create").created()
             .to("Queue a finished task again", task::retry),
+        // config backups (a device key reaches its own device's)
+        post("/v1/config/backup").auth(Auth::UserOrDevice("config:write")).created()
+            .to("Back up a JSON document, stored exactly as sent", cfg::backup),
+        get("/v1/config/backups").auth(Auth::UserOrDevice("config:read"))
+            .to("Backups, newest first (?device_id= for one device)", cfg::list),
+        get("/v1/config/backups/{id}").auth(Auth::UserOrDevice("config:read"))
+            .to("A backup and its document", cfg::get),
+        post("/v1/config/restore/{id}").auth(Auth::UserOrDevice("config:read"))
+            .to("The stored document, byte for byte", cfg::restore),
+        delete("/v1/config/backups/{id}").auth(Auth::UserOrDevice("config:write"))
+            .to("Delete a backup", cfg::delete),
+        // daemon logs
+        post("/v1/daemon/logs").device().cap(Cap::Upload).created()
+            .to("Upload a log file (multipart: log_file + metadata)", logs::upload),
+        get("/v1/devices/{id}/logs").user("log:read")
+            .to("A device's uploaded logs, newest first", logs::list),
+        get("/v1/logs/{id}").user("log:read").raw("application/octet-stream")
+            .to_out("Download a log exactly as uploaded", logs::download),
+        // statistics
+        get("/v1/stats/summary").user("stats:read")
+            .to("Tasks, run time, uptime and storage over a period", stats::summary),
+        get("/v1/stats/device/{id}").user("stats:read")
+            .to("One device's statistics over a period", stats::device),
     ]
 }
