@@ -109,11 +109,9 @@ pub const RETENTION_JOBS_PER_ROUND: usize = 25;
 /// The rate-limit window: limits are requests per this window, counted per key from the key's
 /// first request in it (the seed's `RATE_LIMIT_TTL=60`).
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
-/// Requests per window of a person using a session token, per user (API keys use their plan's
-/// `api_calls_per_minute`, shared by the user's keys).
-pub const USER_CALLS_PER_MINUTE: u32 = 100;
-/// Requests per window of a daemon, per device.
-pub const DAEMON_CALLS_PER_MINUTE: u32 = 1000;
+// The limits per window are settings: `CCJK_RATE_LIMIT_USER` (100 requests of a person using
+// session tokens, per user) and `CCJK_RATE_LIMIT_DAEMON` (1000 per device), defaults in
+// `config.rs`; API keys follow their plan's `api_calls_per_minute`, shared by the user's keys.
 
 /// Statistics periods (`?period=`), and the one used when none is given.
 pub const STATS_PERIODS: [(&str, Duration); 4] = [

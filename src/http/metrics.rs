@@ -110,7 +110,7 @@ impl Metrics {
         );
         r.register(
             "ccjk_http_request_duration_seconds",
-            "Time from reading a request to writing its answer (long-polls include their wait)",
+            "Time from taking a request to handing its answer to the socket (long-polls include their wait)",
             m.latency.clone(),
         );
         r.register(

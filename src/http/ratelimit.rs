@@ -4,9 +4,11 @@
 //! | class | caller | key | requests per minute |
 //! |---|---|---|---|
 //! | `None`, `Login` | any | — (login throttling is separate) | — |
-//! | `User`, `Daemon` | device key | the device | `DAEMON_CALLS_PER_MINUTE` (1000) |
+//! | `User`, `Daemon` | device key | the device | `CCJK_RATE_LIMIT_DAEMON` (1000) |
 //! | `User`, `Daemon` | API key | the user's API keys together | the plan's `api_calls_per_minute` |
-//! | `User`, `Daemon` | session token | the user | `USER_CALLS_PER_MINUTE` (100) |
+//! | `User`, `Daemon` | session token | the user | `CCJK_RATE_LIMIT_USER` (100) |
+//!
+//! A limit of 0 (or a plan's NULL) means unlimited: nothing is counted and no header is sent.
 //!
 //! A request over its limit is answered 429 `RATE_LIMITED` with `Retry-After` before its handler
 //! runs; every answer of a limited request carries `RateLimit-Limit`, `RateLimit-Remaining` and
@@ -15,7 +17,6 @@
 use crate::db::users;
 use crate::domain::Cx;
 use crate::domain::callers::Caller;
-use crate::domain::policy::{DAEMON_CALLS_PER_MINUTE, USER_CALLS_PER_MINUTE};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::http::app::App;
 use crate::http::route::{Outcome, Rate};
@@ -39,10 +40,11 @@ pub fn admit(
     rate: Rate,
     caller: Option<&Caller>,
 ) -> ApiResult<Option<Limited>> {
+    let cfg = cx.cfg();
     let (key, limit, class) = match (rate, caller) {
         (Rate::None | Rate::Login, _) | (_, None) => return Ok(None),
         (Rate::User | Rate::Daemon, Some(Caller::Device(d))) => {
-            (Key::Device(d.id), DAEMON_CALLS_PER_MINUTE, "daemon")
+            (Key::Device(d.id), cfg.rate_limit_daemon, "daemon")
         }
         (Rate::User | Rate::Daemon, Some(Caller::User(u))) if u.api_key_id.is_some() => {
             let Some(n) = users::limits(cx.reader, u.user_id())?.api_calls_per_minute else {
@@ -52,9 +54,12 @@ pub fn admit(
             (Key::ApiKeys(u.user_id()), n, "api_key")
         }
         (Rate::User | Rate::Daemon, Some(Caller::User(u))) => {
-            (Key::User(u.user_id()), USER_CALLS_PER_MINUTE, "user")
+            (Key::User(u.user_id()), cfg.rate_limit_user, "user")
         }
     };
+    if limit == 0 {
+        return Ok(None);
+    }
     Ok(Some(Limited {
         verdict: app.rate.check(key, limit, Instant::now()),
         class,

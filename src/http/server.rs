@@ -127,7 +127,11 @@ fn response(
     body: Vec<u8>,
     info: &AccessInfo,
 ) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut resp = tiny_http::Response::from_data(body).with_status_code(reply.status);
+    // The whole body is in memory: always send its length (tiny_http would switch bodies of
+    // 32 KiB and more to chunked encoding, and a log download must say how long it is).
+    let mut resp = tiny_http::Response::from_data(body)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
     let mut add = |k: &str, v: &str| {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
@@ -142,9 +146,9 @@ fn response(
     resp
 }
 
-/// The one access-log line of a request (`len` bytes of body were sent with `reply`'s status),
-/// and its count and latency in the metrics.
-fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<std::io::Error>) {
+/// Counts a request in the metrics as its answer is handed to the socket (before the write, so
+/// a client that sends its next request at once finds this one counted).
+fn count(info: &AccessInfo, reply: &Reply) {
     if let Some(m) = &info.metrics {
         m.observe(
             info.route,
@@ -153,6 +157,10 @@ fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<
             info.started.elapsed(),
         );
     }
+}
+
+/// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
+fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<std::io::Error>) {
     log::info!(
         target: "access",
         "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}",
@@ -172,6 +180,7 @@ fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<
 pub fn finish(raw: tiny_http::Request, mut reply: Reply, info: &AccessInfo) {
     let body = std::mem::take(&mut reply.body);
     let len = body.len();
+    count(info, &reply);
     let sent = raw.respond(response(&reply, body, info));
     log_access(info, &reply, len, sent.err());
 }
@@ -232,6 +241,7 @@ pub fn deliver(
 
 /// Answers a request whose body is over its cap without reading the body.
 fn reject_oversized(raw: tiny_http::Request, reply: Reply, info: AccessInfo, huge: bool) {
+    count(&info, &reply);
     let draining = DRAINING.fetch_add(1, Ordering::SeqCst);
     if !huge && draining < MAX_DRAINING {
         // Dropping the request drains the unread body; do it off the worker so a client that
