@@ -118,15 +118,17 @@ pub fn device_bytes(c: &Connection, device_id: i64) -> rusqlite::Result<i64> {
 /// at most `limit`. Plans with no retention (NULL) keep logs forever. Reads each user's index
 /// range below its cutoff, so logs still inside their retention are never visited.
 pub fn expired(c: &Connection, now: &str, limit: i64) -> rusqlite::Result<Vec<(i64, i64)>> {
-    c.prepare_cached(
-        "SELECT l.id, l.size_bytes FROM users u JOIN plans p ON p.name = u.plan \
-         JOIN daemon_logs l ON l.user_id = u.id \
-           AND l.created_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || p.log_retention_days || ' days') \
-         WHERE p.log_retention_days IS NOT NULL LIMIT ?2",
-    )?
-    .query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-    .collect()
+    c.prepare_cached(EXPIRED)?
+        .query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }
+
+/// CROSS JOIN fixes the order (users, their plan, their logs): SQLite would otherwise walk every
+/// log and look its owner up.
+const EXPIRED: &str = "SELECT l.id, l.size_bytes FROM users u CROSS JOIN plans p ON p.name = u.plan \
+    CROSS JOIN daemon_logs l ON l.user_id = u.id \
+      AND l.created_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || p.log_retention_days || ' days') \
+    WHERE p.log_retention_days IS NOT NULL LIMIT ?2";
 
 /// Deletes logs by id (a retention batch). Returns how many went.
 pub fn delete_ids(c: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
@@ -136,4 +138,42 @@ pub fn delete_ids(c: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
         n += st.execute([id])?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// The plan of `sql`, one line per step.
+    fn plan(c: &Connection, sql: &str) -> Vec<String> {
+        let mut st = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let args: Vec<rusqlite::types::Value> = (0..st.parameter_count())
+            .map(|_| rusqlite::types::Value::Text("2026-01-20T00:00:00.000Z".into()))
+            .collect();
+        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
+    #[test]
+    fn retention_reads_indexes_and_never_a_whole_log_or_task_table() {
+        let c = Connection::open_in_memory().expect("db");
+        crate::db::migrations::migrate(&c).expect("schema");
+        // The users are walked (one seek per user); their logs and old tasks by index.
+        let logs = plan(&c, super::EXPIRED);
+        assert!(
+            logs.iter().any(|l| l.starts_with("SEARCH l")
+                && l.contains("daemon_logs_user (user_id=? AND created_at<?)")),
+            "{logs:?}"
+        );
+        assert!(!logs.iter().any(|l| l.starts_with("SCAN l")), "{logs:?}");
+        let tasks = plan(&c, crate::db::tasks::OLD_OUTPUT);
+        assert!(
+            tasks.iter().all(|l| l.contains("tasks_output_age")),
+            "{tasks:?}"
+        );
+    }
 }

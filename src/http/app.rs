@@ -30,7 +30,8 @@ pub struct App {
 impl App {
     /// The HTTP side over `svc`, serving `table`.
     pub fn new(svc: Arc<Services>, table: Table) -> App {
-        let metrics = Arc::new(Metrics::new(svc.db.writer_stats()));
+        let routes = table.routes().iter().map(|r| (r.method.lower(), r.path));
+        let metrics = Arc::new(Metrics::new(svc.db.writer_stats(), routes));
         App {
             svc,
             table,

@@ -19,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The `Content-Type` of the exposition.
@@ -51,6 +52,17 @@ struct StatusLabel {
 
 type Latency = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
+/// Status classes a route's series are kept for, in `status_class` order.
+const CLASSES: usize = 5;
+
+/// A matched route's labels and its series per status class, made on first use and kept, so a
+/// request is counted with two atomic additions and no lookup (the hot path counts every one).
+struct RouteSeries {
+    method: &'static str,
+    path: &'static str,
+    by_class: [OnceLock<(Counter, Histogram)>; CLASSES],
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -75,6 +87,8 @@ impl Collector for PasswordHashes {
 /// The registry and the metrics the server moves.
 pub struct Metrics {
     registry: Registry,
+    /// By route-table index.
+    routes: Vec<RouteSeries>,
     requests: Family<RequestLabels, Counter>,
     latency: Latency,
     rate_limited: Family<ClassLabel, Counter>,
@@ -87,10 +101,22 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry with every metric, the writer's among them.
-    pub fn new(writer: &WriterStats) -> Metrics {
+    /// A registry with every metric, the writer's among them; `routes` are the route table's
+    /// `(method, path pattern)`, in table order.
+    pub fn new(
+        writer: &WriterStats,
+        routes: impl IntoIterator<Item = (&'static str, &'static str)>,
+    ) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
+            routes: routes
+                .into_iter()
+                .map(|(method, path)| RouteSeries {
+                    method: method_label(method),
+                    path,
+                    by_class: Default::default(),
+                })
+                .collect(),
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             rate_limited: Family::default(),
@@ -163,17 +189,34 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Counts one answered request.
-    pub fn observe(&self, route: &'static str, method: &str, status: u16, took: Duration) {
+    /// Counts one answered request: of the route at this table index, or of no route (labelled
+    /// `unmatched` with the request's method).
+    pub fn observe(&self, route: Option<usize>, method: &str, status: u16, took: Duration) {
+        let class = status_index(status);
+        let secs = took.as_secs_f64();
+        if let Some(r) = route.and_then(|i| self.routes.get(i)) {
+            let (count, latency) = r.by_class[class].get_or_init(|| {
+                let labels = RequestLabels {
+                    route: r.path,
+                    method: r.method,
+                    status: STATUS_CLASSES[class],
+                };
+                (
+                    self.requests.get_or_create_owned(&labels),
+                    self.latency.get_or_create_owned(&labels),
+                )
+            });
+            count.inc();
+            latency.observe(secs);
+            return;
+        }
         let labels = RequestLabels {
-            route,
+            route: "unmatched",
             method: method_label(method),
-            status: status_class(status),
+            status: STATUS_CLASSES[class],
         };
         self.requests.get_or_create(&labels).inc();
-        self.latency
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        self.latency.get_or_create(&labels).observe(secs);
     }
 
     /// Counts one request refused by a rate limit of `class`.
@@ -208,28 +251,22 @@ impl Metrics {
     }
 }
 
-/// The method as a label (a closed set).
+/// The method as a label (a closed set, whatever the case it came in).
 fn method_label(m: &str) -> &'static str {
-    match m {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        _ => "OTHER",
-    }
+    const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+    METHODS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(m))
+        .copied()
+        .unwrap_or("OTHER")
 }
 
-/// `2xx`, `4xx`, ...
-fn status_class(s: u16) -> &'static str {
-    match s / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
+/// The status classes, as labels.
+const STATUS_CLASSES: [&str; CLASSES] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index of a status's class in `STATUS_CLASSES`.
+fn status_index(s: u16) -> usize {
+    usize::from((s / 100).clamp(1, 5) - 1)
 }
 
 #[cfg(test)]
@@ -238,8 +275,10 @@ mod tests {
 
     #[test]
     fn the_exposition_has_every_family() {
-        let m = Metrics::new(&WriterStats::default());
-        m.observe("/v1/tasks/{id}", "GET", 404, Duration::from_millis(3));
+        let m = Metrics::new(&WriterStats::default(), [("get", "/v1/tasks/{id}")]);
+        m.observe(Some(0), "GET", 404, Duration::from_millis(3));
+        m.observe(Some(0), "HEAD", 204, Duration::from_millis(1));
+        m.observe(None, "get", 404, Duration::from_millis(1));
         m.rate_limited("daemon");
         let snap = Snapshot {
             tasks_by_status: vec![(TaskStatus::Pending, 4)],
@@ -252,6 +291,8 @@ mod tests {
             "ccjk_http_requests_total{route=\"/v1/tasks/{id}\",method=\"GET\",status=\"4xx\"} 1",
             "ccjk_http_request_duration_seconds_bucket{route=\"/v1/tasks/{id}\",method=\"GET\",status=\"4xx\",le=\"0.005\"} 1",
             "ccjk_rate_limited_total{class=\"daemon\"} 1",
+            "ccjk_http_requests_total{route=\"/v1/tasks/{id}\",method=\"GET\",status=\"2xx\"} 1",
+            "ccjk_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"4xx\"} 1",
             "ccjk_tasks{status=\"pending\"} 4",
             "ccjk_tasks{status=\"timeout\"} 0",
             "ccjk_queue_depth 4",

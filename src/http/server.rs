@@ -88,8 +88,8 @@ pub struct AccessInfo {
     pub(crate) url: String,
     pub(crate) ip: String,
     pub(crate) request_id: String,
-    /// The matched route's path pattern (`unmatched` if none): the metrics' route label.
-    pub(crate) route: &'static str,
+    /// The matched route's index in the table (`None`: no route), for the metrics.
+    pub(crate) route: Option<usize>,
     /// Where the finished request is counted.
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
@@ -322,7 +322,7 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
         url: raw.url().to_string(),
         ip: client_ip(&raw, cfg.trusted_proxy),
         request_id: next_request_id(),
-        route: "unmatched",
+        route: None,
         metrics: Some(app.metrics.clone()),
     };
     let headers = raw
@@ -340,7 +340,7 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
         Found::Route(i, route, params) => {
             req.route = Some(i);
             req.params = params;
-            info.route = route.path;
+            info.route = Some(i);
             (body_cap(route.cap, cfg), route.hashing)
         }
         Found::NotFound => (cfg.max_body, false),
