@@ -9,6 +9,8 @@
 //! | `User`, `Daemon` | session token | the user | `CCJK_RATE_LIMIT_USER` (100) |
 //!
 //! A limit of 0 (or a plan's NULL) means unlimited: nothing is counted and no header is sent.
+//! A class keyed by something other than the credential (an inbound webhook, per sender) adds
+//! one arm to `admit`, with a `Key::Other(class, sender)` taken from the request.
 //!
 //! A request over its limit is answered 429 `RATE_LIMITED` with `Retry-After` before its handler
 //! runs; every answer of a limited request carries `RateLimit-Limit`, `RateLimit-Remaining` and

@@ -12,6 +12,7 @@ mod envelope;
 mod lifecycle;
 mod limits;
 mod ops_backups;
+mod ops_cli;
 mod ops_logs;
 mod ops_metrics;
 mod ops_rate_limits;
