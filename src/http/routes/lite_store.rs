@@ -32,7 +32,7 @@ pub fn routes() -> Vec<Route> {
 
 /// Lite's backup request.
 #[derive(Deserialize, JsonSchema)]
-pub struct BackupBody {
+pub struct LiteBackupBody {
     /// 1–100 characters.
     pub name: String,
     /// Any JSON document; stored and restored exactly as sent.
@@ -49,7 +49,7 @@ pub struct BackupId {
 }
 
 /// `POST /config/backup` {name, config}.
-fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<BackupId> {
+fn backup(call: &Call, Json(b): Json<LiteBackupBody>) -> ApiResult<BackupId> {
     let doc = NewDocument {
         device: None,
         name: b.name,
@@ -64,15 +64,15 @@ fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<BackupId> {
 
 /// Lite's backup list.
 #[derive(Serialize, JsonSchema)]
-pub struct BackupList {
+pub struct LiteBackupList {
     pub backups: Vec<BackupView>,
     pub next_cursor: Option<String>,
 }
 
 /// `GET /config/backups?limit=&offset=`.
-fn list(call: &Call, Query(p): Query<PageQuery>) -> ApiResult<BackupList> {
+fn list(call: &Call, Query(p): Query<PageQuery>) -> ApiResult<LiteBackupList> {
     let page = backups::list(&call.cx, owner(call)?, None, p.page()?)?;
-    Ok(BackupList {
+    Ok(LiteBackupList {
         next_cursor: page.next_cursor(),
         backups: page.items.iter().map(BackupView::from).collect(),
     })
@@ -80,7 +80,7 @@ fn list(call: &Call, Query(p): Query<PageQuery>) -> ApiResult<BackupList> {
 
 /// A restored config.
 #[derive(Serialize, JsonSchema)]
-pub struct Restored {
+pub struct LiteRestored {
     pub backup_id: i64,
     pub name: String,
     /// The config exactly as it was sent.
@@ -89,9 +89,9 @@ pub struct Restored {
 }
 
 /// `POST /config/restore/{id}`.
-fn restore(call: &Call, _: ()) -> ApiResult<Restored> {
+fn restore(call: &Call, _: ()) -> ApiResult<LiteRestored> {
     let (b, doc) = backups::get(&call.cx, owner(call)?, call.param("id"))?;
-    Ok(Restored {
+    Ok(LiteRestored {
         backup_id: b.id,
         name: b.name,
         config: raw(doc)?,

@@ -78,12 +78,12 @@ pub struct BackupBody {
 
 /// A new backup.
 #[derive(Serialize, JsonSchema)]
-pub struct Created {
+pub struct BackupCreated {
     pub backup: BackupView,
 }
 
 /// `POST /v1/config/backup`.
-pub fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<Created> {
+pub fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<BackupCreated> {
     let doc = NewDocument {
         device: b.device_id,
         name: b.config_name,
@@ -91,7 +91,7 @@ pub fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<Created> {
         is_auto: b.is_auto,
     };
     let created = backups::create(&call.cx, owner(call)?, doc)?;
-    Ok(Created {
+    Ok(BackupCreated {
         backup: (&created).into(),
     })
 }
