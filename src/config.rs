@@ -89,7 +89,7 @@ pub struct Config {
     pub hash_queue_wait: Duration,
     /// Added to a task's timeout to form its lease (docs/tasks.md: 30 s).
     pub lease_grace: Duration,
-    /// How often the janitor runs (offline detection, lease expiry, idle sessions).
+    /// How often the janitor runs (offline detection, lease expiry, idle sessions, retention).
     pub janitor_interval: Duration,
     /// How often heartbeats coalesced in memory are written, default 5 s: a crash loses at
     /// most this much of heartbeat times (never a status change, a task or a result). Not an
@@ -102,6 +102,12 @@ pub struct Config {
     pub inbound_secrets: Vec<String>,
     /// Deadlines and bounds that keep slow or hostile clients from holding threads (`net`).
     pub net: NetLimits,
+    /// `CCJK_RATE_LIMIT_USER`, default 100: requests per minute of a person using session
+    /// tokens, per user; 0 = unlimited (README "Rate limits").
+    pub rate_limit_user: u32,
+    /// `CCJK_RATE_LIMIT_DAEMON`, default 1000: requests per minute of a daemon, per device;
+    /// 0 = unlimited. (API keys follow their plan's `api_calls_per_minute`.)
+    pub rate_limit_daemon: u32,
 }
 
 /// The server's own defences against clients that stall, strand or exhaust it (`src/net/`, the
@@ -176,6 +182,9 @@ impl Default for Config {
                 ..MailConfig::default()
             },
             inbound_secrets: Vec::new(),
+            // README "Rate limits": a person 100 requests a minute, a daemon 1000.
+            rate_limit_user: 100,
+            rate_limit_daemon: 1000,
         }
     }
 }
@@ -316,6 +325,22 @@ impl Config {
                 .map(str::to_string)
                 .collect();
         }
+        for (name, slot) in [
+            ("CCJK_RATE_LIMIT_USER", &mut c.rate_limit_user),
+            ("CCJK_RATE_LIMIT_DAEMON", &mut c.rate_limit_daemon),
+        ] {
+            if let Some(v) = get(name) {
+                note(match v.trim().parse::<u32>() {
+                    Ok(n) => {
+                        *slot = n;
+                        Ok(())
+                    }
+                    Err(_) => Err(format!(
+                        "{name}: {v:?} is not a number of requests per minute (0 = unlimited)"
+                    )),
+                });
+            }
+        }
         errs.extend(c.validate());
         if errs.is_empty() { Ok(c) } else { Err(errs) }
     }
@@ -442,9 +467,12 @@ mod tests {
             ("CCJK_MAX_BODY", "lots"),
             ("CCJK_ACCESS_TOKEN_TTL", "soon"),
             ("CCJK_HASH_THREADS", "3"),
+            ("CCJK_RATE_LIMIT_USER", "lots"),
         ])
-        .expect_err("five errors");
-        assert_eq!(errs.len(), 5, "{errs:?}");
+        .expect_err("six errors");
+        assert_eq!(errs.len(), 6, "{errs:?}");
+        let c = cfg(&[("CCJK_RATE_LIMIT_DAEMON", "0")]).expect("valid");
+        assert_eq!((c.rate_limit_user, c.rate_limit_daemon), (100, 0));
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Device(cfg, args) => cli::device(&cfg, &args),
         Command::Email(cfg, args) => cli::email(&cfg, &args),
         Command::Outbox(cfg, args) => cli::outbox(&cfg, &args),
+        Command::Stats(cfg, args) => cli::stats(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! The load generator process (pinned to core 1 by the bench's re-exec): sets up the users and
 //! devices, runs the selected phases in order (hot and ceiling in alternating rounds, then
-//! login, fleet, idle), reads the server's `/proc` entries around each, checks that it was not
+//! login, fleet, idle, stats), reads the server's `/proc` entries around each, checks that it was not
 //! itself the bottleneck, and prints every figure as one JSON object on stdout for the bench's
 //! main process to render. Progress goes to stderr.
 
@@ -11,6 +11,7 @@ use crate::phases::{self, Loop};
 use crate::procfs;
 use crate::setup::{self, PASSWORD};
 use crate::stats::r1;
+use crate::summary;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Args {
     pub ceiling: Option<(SocketAddr, String)>,
     pub phases: Vec<String>,
     pub quick: bool,
+    /// The server's database file (the `stats` phase writes its history there).
+    pub db: std::path::PathBuf,
 }
 
 /// Seconds: `full` normally, `quick` with `--quick`.
@@ -262,6 +265,15 @@ pub fn run(a: &Args) -> Result<Value, String> {
         out.insert("idle".into(), v);
         peak("idle");
     }
+    if want("stats") {
+        eprintln!(
+            "fleet bench: stats: {} finished tasks for one user, 90-day summary ...",
+            summary::TASKS
+        );
+        let v = summary::run(a.server, pid, &a.db, &s, tck);
+        out.insert("stats".into(), v);
+        peak("stats");
+    }
     let m = procfs::mem(pid).unwrap_or_default();
     let overall = peaks
         .values()
@@ -270,7 +282,7 @@ pub fn run(a: &Args) -> Result<Value, String> {
         .unwrap_or(m.hwm_kb);
     let before_idle = peaks
         .iter()
-        .filter(|(k, _)| *k != "idle")
+        .filter(|(k, _)| *k != "idle" && *k != "stats")
         .filter_map(|(_, v)| v.as_u64())
         .max();
     out.insert(

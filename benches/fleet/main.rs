@@ -2,7 +2,7 @@
 //! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `closed`, `fleet` and `idle` (`hot` and `ceiling` in alternating rounds,
+//! `hot`, `ceiling`, `login`, `closed`, `fleet`, `idle` and `stats` (`hot` and `ceiling` in alternating rounds,
 //! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
 //! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
@@ -23,7 +23,10 @@
 //! * this process: orchestration only (spawn, wait, stop, render);
 //! * `ccjk-cloud serve` on core 0 with `CCJK_DB=<tempdir>/bench.db`, `CCJK_LISTEN=127.0.0.1:<free
 //!   port>`, `CCJK_DEFAULT_PLAN=enterprise` (no device quota), `RUST_LOG=warn` (no access log; the
-//!   log goes to a file, summarised at the end);
+//!   log goes to a file, summarised at the end), and `CCJK_RATE_LIMIT_USER` and
+//!   `CCJK_RATE_LIMIT_DAEMON` at a million a minute: a closed loop asks each device for far more
+//!   than a daemon ever would, and the limits must not refuse it, while the limiter still counts
+//!   every request (its cost is part of what `hot` measures);
 //! * `<this> --ceiling-server PORT` on core 0 (`ceiling.rs`);
 //! * `<this> --generator …` on core 1 (`generator.rs`), which prints its figures as JSON.
 
@@ -37,13 +40,16 @@ mod procfs;
 mod report;
 mod setup;
 mod stats;
+mod summary;
 
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const PHASES: [&str; 6] = ["hot", "ceiling", "login", "closed", "fleet", "idle"];
+const PHASES: [&str; 7] = [
+    "hot", "ceiling", "login", "closed", "fleet", "idle", "stats",
+];
 const FLAGS: [&str; 3] = ["--bench", "--quick", "--no-wait"];
 /// Raise the soft fd limit (to the hard limit when 65536 is not allowed, as in containers).
 const ULIMIT: &str = r#"ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -H -n)""#;
@@ -68,9 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--generator SERVER PID CEILING|- CEILING_PID|- PHASES quick|full`
+/// `--generator SERVER PID CEILING|- CEILING_PID|- PHASES quick|full DB`
 fn run_generator(a: &[String]) -> Result<u8, String> {
-    let [server, pid, ceiling, cpid, phases, mode] = a else {
+    let [server, pid, ceiling, cpid, phases, mode, db] = a else {
         return Err(format!("bad generator arguments {a:?}"));
     };
     let addr = |s: &str| s.parse::<SocketAddr>().map_err(|e| format!("{s}: {e}"));
@@ -84,6 +90,7 @@ fn run_generator(a: &[String]) -> Result<u8, String> {
         },
         phases: phases.split(',').map(str::to_owned).collect(),
         quick: mode == "quick",
+        db: db.into(),
     };
     let v = generator::run(&args)?;
     println!("{v}");
@@ -207,10 +214,13 @@ fn orchestrate(args: &[String]) -> Result<u8, String> {
     let port = free_port()?;
     let server_addr = format!("127.0.0.1:{port}");
     let mut kids = Kids(Vec::new());
+    let db_path = tmp.path().join("bench.db");
     let server = pinned(0, bin, &["serve"])
-        .env("CCJK_DB", tmp.path().join("bench.db"))
+        .env("CCJK_DB", &db_path)
         .env("CCJK_LISTEN", &server_addr)
         .env("CCJK_DEFAULT_PLAN", "enterprise")
+        .env("CCJK_RATE_LIMIT_USER", "1000000")
+        .env("CCJK_RATE_LIMIT_DAEMON", "1000000")
         .env("RUST_LOG", "warn")
         .stdout(log)
         .stderr(log2)
@@ -237,6 +247,7 @@ fn orchestrate(args: &[String]) -> Result<u8, String> {
     let pid_s = server_pid.to_string();
     let phase_list = phases.join(",");
     let mode = if quick { "quick" } else { "full" };
+    let db_arg = db_path.to_str().ok_or("non-UTF-8 temporary path")?;
     let gen_args = [
         "--generator",
         &server_addr,
@@ -245,6 +256,7 @@ fn orchestrate(args: &[String]) -> Result<u8, String> {
         &ceiling.1,
         &phase_list,
         mode,
+        db_arg,
     ];
     let out = pinned(1, me, &gen_args)
         .stderr(Stdio::inherit())

@@ -311,6 +311,40 @@ pub fn print(v: &Value) {
             verdict(Some(un == 0)),
         );
     }
+    let st = &v["stats"];
+    if let Some(why) = st["skipped"].as_str() {
+        t.row("stats", "skipped", why.into(), "", "");
+    } else if !st.is_null() {
+        let p50 = f(&st["summary"]["p50_us"]);
+        t.row(
+            "stats",
+            &format!(
+                "90-day summary, {} tasks: p50 / p99",
+                thousands(f(&st["tasks_seeded"]).unwrap_or(0.0))
+            ),
+            lat(&st["summary"]),
+            "p50 ≤ 50 ms",
+            verdict(p50.map(|p| p <= 50_000.0)),
+        );
+        t.row(
+            "stats",
+            "server CPU per summary",
+            format!("{} ms", st["server_cpu_ms_per_request"]),
+            "",
+            "",
+        );
+        let n = f(&st["tasks_in_answer"]).unwrap_or(0.0);
+        t.row(
+            "stats",
+            "tasks counted / days listed",
+            format!("{} / {}", thousands(n), st["days_in_answer"]),
+            "≥ 100,000",
+            verdict(Some(n >= f(&st["tasks_seeded"]).unwrap_or(f64::MAX))),
+        );
+        if let Some(b) = bad(&st["summary"]) {
+            t.row("stats", "summary failures", b, "none", "MISS");
+        }
+    }
     for phase in ["hot", "ceiling", "login", "fleet", "closed"] {
         if let Some(n) = v[phase]["attempts"].as_u64().filter(|&n| n > 1) {
             let what = "runs (earlier ones invalid, see discarded_attempts)";
@@ -383,7 +417,8 @@ pub fn print(v: &Value) {
     );
     // Rows added out of order (such as the unserved connections) go to their phase.
     let order = [
-        "build", "binary", "setup", "hot", "ceiling", "login", "fleet", "closed", "idle", "server",
+        "build", "binary", "setup", "hot", "ceiling", "login", "fleet", "closed", "idle", "stats",
+        "server",
     ];
     t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
     println!();

@@ -507,3 +507,28 @@ pub fn detach_session(c: &Connection, session_id: i64) -> rusqlite::Result<usize
         [session_id],
     )
 }
+
+pub(crate) const OLD_OUTPUT: &str = "SELECT id FROM tasks WHERE completed_at IS NOT NULL \
+    AND (stdout IS NOT NULL OR stderr IS NOT NULL) AND completed_at < ?1 \
+    ORDER BY completed_at LIMIT ?2";
+
+/// Ids of at most `limit` tasks that finished before `cutoff` and still hold output, oldest
+/// first (retention; reads the `tasks_output_age` index).
+pub fn old_output(c: &Connection, cutoff: &str, limit: i64) -> rusqlite::Result<Vec<String>> {
+    c.prepare_cached(OLD_OUTPUT)?
+        .query_map(params![cutoff, limit], |r| r.get(0))?
+        .collect()
+}
+
+/// Clears the stdout and stderr of these finished tasks (retention: the rows stay). Returns how
+/// many changed.
+pub fn clear_output(c: &Connection, ids: &[String]) -> rusqlite::Result<usize> {
+    let mut st = c.prepare_cached(
+        "UPDATE tasks SET stdout = NULL, stderr = NULL WHERE id = ?1 AND completed_at IS NOT NULL",
+    )?;
+    let mut n = 0;
+    for id in ids {
+        n += st.execute([id])?;
+    }
+    Ok(n)
+}

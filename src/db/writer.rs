@@ -8,15 +8,19 @@
 //! Once the batch has committed, the writer hands the effects of every job that succeeded to
 //! the installed `EffectSink` (in registration order), then delivers each job's result; a
 //! failed job's effects, or all of them when the commit fails, are dropped. A caller gets its
-//! result only after the commit, so an acknowledged write is durable.
+//! result only after the commit, so an acknowledged write is durable. `WriterStats` counts what
+//! an admin watches in `/metrics`: jobs waiting, batch sizes, commit latency.
 
 use super::effects::{Effect, EffectSink};
 use crate::error::{ApiError, ApiResult};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::Connection;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// Most jobs committed together in one transaction.
 const MAX_BATCH: usize = 128;
@@ -62,11 +66,36 @@ struct Completion {
 /// them: there is nothing in memory to wake or forget).
 type Sink = Arc<OnceLock<Arc<dyn EffectSink>>>;
 
+/// What the writer does, for `/metrics` (each field is a handle on shared counters).
+#[derive(Clone, Debug)]
+pub struct WriterStats {
+    /// Jobs committed together per transaction.
+    pub batch_jobs: Histogram,
+    /// Seconds each `COMMIT` took.
+    pub commit_seconds: Histogram,
+    /// Jobs sent and not yet taken by the writer.
+    pub queued: Gauge,
+}
+
+impl Default for WriterStats {
+    fn default() -> WriterStats {
+        WriterStats {
+            batch_jobs: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+            commit_seconds: Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
+            queued: Gauge::default(),
+        }
+    }
+}
+
 /// The writer's queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::SyncSender<Job>,
     sink: Sink,
+    stats: WriterStats,
 }
 
 impl Writer {
@@ -74,11 +103,25 @@ impl Writer {
     pub fn start(conn: Connection) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let sink: Sink = Arc::default();
-        let s = sink.clone();
+        let stats = WriterStats::default();
+        let (s, st) = (sink.clone(), stats.clone());
         std::thread::Builder::new()
             .name("ccjk-writer".into())
-            .spawn(move || writer_loop(conn, rx, s))?;
-        Ok(Writer { jobs, sink })
+            .spawn(move || writer_loop(conn, rx, s, st))?;
+        Ok(Writer { jobs, sink, stats })
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Sends a job to the writer thread, counted as waiting until the writer takes it.
+    fn send(&self, job: Job) -> Result<(), mpsc::SendError<Job>> {
+        self.stats.queued.inc();
+        self.jobs.send(job).inspect_err(|_| {
+            self.stats.queued.dec();
+        })
     }
 
     /// Installs where after-commit effects go. Only the first call has an effect.
@@ -124,8 +167,7 @@ impl Writer {
                 }),
             }
         });
-        self.jobs
-            .send(job)
+        self.send(job)
             .map_err(|_| ApiError::unavailable("The server is shutting down", 5))?;
         rx.recv()
             .unwrap_or_else(|_| Err(ApiError::unavailable("The server is shutting down", 5)))
@@ -164,14 +206,14 @@ impl Writer {
                 }),
             }
         });
-        if self.jobs.send(job).is_err() {
+        if self.send(job).is_err() {
             log::warn!("background write dropped: the writer has stopped");
         }
     }
 }
 
 /// The writer thread: batches jobs into one transaction each, a savepoint per job.
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, sink: Sink) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, sink: Sink, stats: WriterStats) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -181,6 +223,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, sink: Sink) {
                 Err(_) => break,
             }
         }
+        stats.queued.dec_by(batch.len() as i64);
+        stats.batch_jobs.observe(batch.len() as f64);
         if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
             log::error!("BEGIN IMMEDIATE failed: {e}");
             for job in batch.drain(..) {
@@ -203,10 +247,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, sink: Sink) {
             }
             done.push(c);
         }
+        let t = Instant::now();
         let commit = run(&conn, "COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             ApiError::internal(format!("commit failed: {e}"))
         });
+        stats.commit_seconds.observe(t.elapsed().as_secs_f64());
         if commit.is_ok()
             && let Some(sink) = sink.get()
         {

@@ -1,9 +1,11 @@
-//! Is the server well (`GET /health`), and what an admin watches (`GET /metrics`, Prometheus
-//! text; README "Operations").
+//! Is the server well (`GET /health`), and what `GET /metrics` reads from the database when it
+//! is scraped (README "Metrics"; the registry itself is `http::metrics`).
 
+use crate::db::tasks::TaskStatus;
 use crate::db::{devices, outbox, tasks};
 use crate::domain::Cx;
 use crate::error::{ApiError, ApiResult};
+use crate::state::mail::Outcome;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -32,75 +34,36 @@ pub fn check(cx: &Cx) -> ApiResult<Health> {
     })
 }
 
-/// The Prometheus exposition of what the domain knows, plus `parked_polls` from the HTTP side.
-pub fn metrics(cx: &Cx, parked_polls: usize) -> ApiResult<String> {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        ));
-    };
-    gauge(
-        "ccjk_password_hashes_total",
-        "argon2id computations (hash and verify)",
-        "counter",
-        crate::password::computed(),
-    );
-    let size = crate::db::file_bytes(cx.reader)?;
-    gauge(
-        "ccjk_database_bytes",
-        "size of the main database file",
-        "gauge",
-        size.max(0) as u64,
-    );
-    gauge(
-        "ccjk_parked_polls",
-        "long-polls waiting for work",
-        "gauge",
-        parked_polls as u64,
-    );
-    let online = devices::count_online(cx.reader)?;
-    gauge(
-        "ccjk_devices_online",
-        "devices not offline",
-        "gauge",
-        online.max(0) as u64,
-    );
-    out.push_str("# HELP ccjk_tasks tasks by status\n# TYPE ccjk_tasks gauge\n");
-    for (status, n) in tasks::count_by_status(cx.reader)? {
-        out.push_str(&format!("ccjk_tasks{{status=\"{status}\"}} {n}\n"));
-    }
-    mail_metrics(cx, &mut out)?;
-    Ok(out)
+/// What `/metrics` reads from the database at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Tasks per status (statuses with none may be absent).
+    pub tasks_by_status: Vec<(TaskStatus, i64)>,
+    /// Devices whose status is not `offline`.
+    pub devices_online: i64,
+    /// The main database file (page count × page size).
+    pub database_bytes: i64,
+    /// The `-wal` file (0 when there is none).
+    pub wal_bytes: i64,
+    /// Mails in the outbox per status (`db::outbox::STATUSES`; statuses with none may be absent).
+    pub email_outbox: Vec<(String, i64)>,
+    /// Attempts to hand a mail to the relay so far: (provider, outcome, count).
+    pub email_sends: Vec<(&'static str, Outcome, u64)>,
+    /// HMACs computed for the inbound-mail webhook so far.
+    pub inbound_signatures: u64,
 }
 
-/// The outbox depth by status (every status, zeros too), the relay outcomes by provider, and
-/// the webhook signatures computed.
-fn mail_metrics(cx: &Cx, out: &mut String) -> ApiResult<()> {
-    let counts = outbox::count_by_status(cx.reader)?;
-    out.push_str("# HELP ccjk_email_outbox mails in the outbox by status\n");
-    out.push_str("# TYPE ccjk_email_outbox gauge\n");
-    for status in outbox::STATUSES {
-        let n = counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n);
-        out.push_str(&format!("ccjk_email_outbox{{status=\"{status}\"}} {n}\n"));
-    }
-    out.push_str(
-        "# HELP ccjk_email_sends_total attempts to hand a mail to the relay, by outcome\n",
-    );
-    out.push_str("# TYPE ccjk_email_sends_total counter\n");
-    for (provider, outcome, n) in cx.svc.mail.outcomes() {
-        out.push_str(&format!(
-            "ccjk_email_sends_total{{provider=\"{provider}\",outcome=\"{}\"}} {n}\n",
-            outcome.name()
-        ));
-    }
-    out.push_str(&format!(
-        "# HELP ccjk_inbound_signatures_total HMACs computed for the inbound-mail webhook\n\
-         # TYPE ccjk_inbound_signatures_total counter\nccjk_inbound_signatures_total {}\n",
-        cx.svc.mail.signatures()
-    ));
-    Ok(())
+/// Reads the scrape-time figures. Errors: 500 when the database cannot be read.
+pub fn snapshot(cx: &Cx) -> ApiResult<Snapshot> {
+    let mut wal = cx.svc.db.path().as_os_str().to_owned();
+    wal.push("-wal");
+    Ok(Snapshot {
+        tasks_by_status: tasks::count_by_status(cx.reader)?,
+        devices_online: devices::count_online(cx.reader)?,
+        database_bytes: crate::db::file_bytes(cx.reader)?,
+        wal_bytes: std::fs::metadata(&wal).map_or(0, |m| m.len() as i64),
+        email_outbox: outbox::count_by_status(cx.reader)?,
+        email_sends: cx.svc.mail.outcomes(),
+        inbound_signatures: cx.svc.mail.signatures(),
+    })
 }

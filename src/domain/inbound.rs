@@ -183,9 +183,10 @@ pub fn command_of(body: &str) -> String {
     lines.join("\n").trim().to_string()
 }
 
-/// Receives one delivery of the webhook from `ip`. Errors: 404 when no secret is configured,
+/// Checks one delivery of the webhook from `ip` up to its JSON; `accept_delivery` does the
+/// rest once the sender is within its rate limit. Errors: 404 when no secret is configured,
 /// 401 `INVALID_SIGNATURE`, 422 for a signed body that is not the expected JSON (recorded).
-pub fn receive(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Outcome> {
+pub fn verify_delivery(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Delivery> {
     if cx.cfg().inbound_secrets.is_empty() {
         return Err(ApiError::not_found("Route"));
     }
@@ -225,9 +226,50 @@ pub fn receive(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Outc
             ));
         }
     };
+    Ok(Delivery { mail, message_id })
+}
+
+/// A delivery whose signature verified and whose JSON parsed.
+#[derive(Debug)]
+pub struct Delivery {
+    mail: InboundMail,
+    message_id: String,
+}
+
+impl Delivery {
+    /// The sender the webhook's rate limit is kept for (README "Rate limits"): the address of
+    /// `from`, folded as account e-mails are (`text::email_key`).
+    pub fn sender_key(&self) -> String {
+        text::email_key(address_of(&self.mail.from))
+    }
+}
+
+/// The rest of the checks of a verified delivery, and its outcome (one write job).
+pub fn accept_delivery(cx: &Cx, d: Delivery, ip: &str) -> ApiResult<Outcome> {
     let index = cx.svc.claimable.clone();
     let ip = ip.to_string();
-    cx.write(move |tx| accept(tx, &index, mail, message_id, ip))
+    cx.write(move |tx| accept(tx, &index, d.mail, d.message_id, ip))
+}
+
+/// Records a verified delivery refused because its sender is over the webhook's rate limit.
+/// Its `message_id` is not kept, so the relay's later retry is a new delivery, not a duplicate.
+pub fn record_rate_limited(cx: &Cx, d: &Delivery, ip: &str) -> ApiResult<()> {
+    let row = NewInbound {
+        from_address: Some(d.mail.from.chars().take(320).collect()),
+        subject: d
+            .mail
+            .subject
+            .as_ref()
+            .map(|s| s.chars().take(998).collect()),
+        status: "rejected",
+        reason: Some("rate_limited".into()),
+        ip_address: Some(ip.to_string()),
+        ..NewInbound::default()
+    };
+    cx.write(move |tx| {
+        inbound::insert(tx, &row)?;
+        Ok(())
+    })
 }
 
 /// The rest of the checks and their outcome, in one write job.

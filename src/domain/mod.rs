@@ -7,9 +7,12 @@
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
 //! `policy` names every limit and rule; `health` is the database check and the metrics;
 //! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications.
+//! `backups`, `logs` and `stats` are what an owner keeps and reads (config backups, daemon log
+//! uploads, statistics).
 
 pub mod accounts;
 pub mod api_keys;
+pub mod backups;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
@@ -17,12 +20,14 @@ pub mod email_config;
 pub mod health;
 pub mod inbound;
 pub mod lifecycle;
+pub mod logs;
 pub mod mail;
 pub mod messages;
 pub mod output;
 pub mod policy;
 pub mod services;
 pub mod sessions;
+pub mod stats;
 pub mod tasks;
 #[cfg(test)]
 pub mod testing;

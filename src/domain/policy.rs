@@ -1,12 +1,14 @@
-//! Limits and rules with names: plan quotas, the liveness window of a device, task bounds,
-//! the sign-up and first-user rules, pagination bounds (docs/limits.md).
+//! Limits and rules with names: plan quotas (devices, tasks per day, storage), the liveness
+//! window of a device, task bounds, the sign-up and first-user rules, pagination bounds, rate
+//! limits, retention and statistics periods (docs/limits.md; README "Backups, logs and
+//! statistics", "Rate limits").
 //!
 //! Everything a reviewer would ask "how many?" or "when?" about lives here once, so the
 //! domain, the janitor, the CLI and the docs agree. Quota checks take the writer connection:
 //! they run inside the write job that would exceed the limit, so two concurrent requests
 //! cannot both pass.
 
-use crate::db::{devices, tasks, users};
+use crate::db::{backups, devices, logs, tasks, users};
 use crate::error::{ApiError, ApiResult};
 use crate::time;
 use rusqlite::Connection;
@@ -99,6 +101,10 @@ pub const MAX_SENDS_PER_DAY: i64 = 50;
 /// How far `X-Email-Timestamp` of an inbound webhook may be from the server's clock.
 pub const INBOUND_MAX_SKEW: Duration = Duration::from_secs(300);
 
+/// Deliveries of the inbound-mail webhook per sender per minute (README "Rate limits"),
+/// counted once a delivery's signature verified.
+pub const WEBHOOK_PER_SENDER_PER_MINUTE: u32 = 10;
+
 /// The delay before attempt `attempt + 1` of a mail (`attempt` ≥ 1 just failed): `base`
 /// doubled per earlier attempt, times `jitter` (a factor in 1 ± `MAIL_BACKOFF_JITTER`). With
 /// the default base of 3 minutes, ten attempts span about 25 hours.
@@ -113,6 +119,43 @@ pub const PRIMARY_DEVICE_NAME: &str = "default";
 /// Plan of the first account on a fresh server (which is also an admin): a self-hoster is
 /// never stopped by the hosted service's free tier.
 pub const FIRST_ACCOUNT_PLAN: &str = "enterprise";
+
+/// Automatic config backups (`is_auto`) kept per device: making one more deletes the oldest
+/// beyond this many. Backups made by hand are kept until their owner deletes them.
+pub const AUTO_BACKUPS_KEPT: i64 = 10;
+/// Longest config backup name, in characters.
+pub const MAX_BACKUP_NAME: usize = 100;
+/// Longest log `type`, in bytes (letters, digits, `.`, `_`, `-`).
+pub const MAX_LOG_TYPE: usize = 64;
+/// Room for multipart framing and the `metadata` part above `CCJK_MAX_LOG_UPLOAD` in a log
+/// upload's body; the `log_file` part itself is held to `CCJK_MAX_LOG_UPLOAD`.
+pub const LOG_UPLOAD_OVERHEAD: usize = 64 * 1024;
+
+/// How long a finished task keeps its stdout and stderr; the janitor then clears them (the task
+/// row stays, for its owner's history and statistics).
+pub const TASK_OUTPUT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// Rows one retention write job changes at most: small jobs never hold the writer for long.
+pub const RETENTION_BATCH: i64 = 200;
+/// Log bytes one retention write job deletes at most (freeing a BLOB reads its pages).
+pub const RETENTION_BATCH_BYTES: i64 = 32 * 1024 * 1024;
+/// Retention write jobs one janitor round runs at most; the rest waits for the next round.
+pub const RETENTION_JOBS_PER_ROUND: usize = 25;
+
+/// The rate-limit window: limits are requests per this window, counted per key from the key's
+/// first request in it (the seed's `RATE_LIMIT_TTL=60`).
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+// The limits per window are settings: `CCJK_RATE_LIMIT_USER` (100 requests of a person using
+// session tokens, per user) and `CCJK_RATE_LIMIT_DAEMON` (1000 per device), defaults in
+// `config.rs`; API keys follow their plan's `api_calls_per_minute`, shared by the user's keys.
+
+/// Statistics periods (`?period=`), and the one used when none is given.
+pub const STATS_PERIODS: [(&str, Duration); 4] = [
+    ("24h", Duration::from_secs(86_400)),
+    ("7d", Duration::from_secs(7 * 86_400)),
+    ("30d", Duration::from_secs(30 * 86_400)),
+    ("90d", Duration::from_secs(90 * 86_400)),
+];
+pub const DEFAULT_STATS_PERIOD: &str = "7d";
 
 /// The plan and admin flag of a new account: the first account on the server is an admin on
 /// `FIRST_ACCOUNT_PLAN`; every later one gets `CCJK_DEFAULT_PLAN` and no admin rights.
@@ -155,6 +198,30 @@ pub fn check_daily_tasks(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> 
         let used = tasks::count_created_since(c, user_id, &today)?;
         if used + n > limit {
             return Err(ApiError::quota("tasks_per_day", limit, used));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes the user stores, counted against the plan's `storage_quota_bytes`: one term per area
+/// that keeps a user's bytes (config backups, daemon logs; an area added later adds its term
+/// here, and nothing else changes).
+pub fn storage_used(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    let terms = [
+        backups::bytes_used(c, user_id)?,
+        logs::bytes_used(c, user_id)?,
+    ];
+    Ok(terms.iter().sum())
+}
+
+/// Refuses `adding` more stored bytes beyond the plan's `storage_quota_bytes`. Run it inside the
+/// write job that stores them. Errors: 403 `QUOTA_EXCEEDED` with `{quota: "storage", limit,
+/// used}` (`used` as it stands, without `adding`).
+pub fn check_storage(c: &Connection, user_id: i64, adding: i64) -> ApiResult<()> {
+    if let Some(limit) = users::limits(c, user_id)?.storage_quota_bytes {
+        let used = storage_used(c, user_id)?;
+        if used + adding > limit {
+            return Err(ApiError::quota("storage", limit, used));
         }
     }
     Ok(())

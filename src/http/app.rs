@@ -1,11 +1,15 @@
 //! What the HTTP side shares between its threads: the domain's services, the route table, the
-//! long-poll registry and the defences against hostile clients (`net`), plus the shutdown flag
+//! long-poll registry, the defences against hostile clients (`net`), the rate-limit windows
+//! and the metrics registry, plus the shutdown flag
 //! the request loops read.
 
 use crate::domain::Services;
+use crate::domain::policy::RATE_WINDOW;
 use crate::http::longpoll::LongPolls;
+use crate::http::metrics::Metrics;
 use crate::http::net::Net;
 use crate::http::route::Table;
+use crate::state::ratelimit::RateLimiter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +22,10 @@ pub struct App {
     pub polls: LongPolls,
     /// Defences against slow and hostile clients: body readers, sockets, smuggling, sentinels.
     pub net: Net,
+    /// Request windows of the rate limits (README "Rate limits").
+    pub rate: RateLimiter,
+    /// What `/metrics` shows; every request's access record moves it.
+    pub metrics: Arc<Metrics>,
     /// Set once shutdown has begun: request loops stop instead of treating a closed queue as
     /// a dead accept thread.
     stopping: AtomicBool,
@@ -28,11 +36,15 @@ impl App {
     /// for a Unix socket), so the defences can find their connections' sockets.
     pub fn new(svc: Arc<Services>, table: Table, port: Option<u16>) -> App {
         let net = Net::new(&svc.cfg.net, port);
+        let routes = table.routes().iter().map(|r| (r.method.lower(), r.path));
+        let metrics = Arc::new(Metrics::new(svc.db.writer_stats(), routes));
         App {
             svc,
             table,
             polls: LongPolls::default(),
             net,
+            rate: RateLimiter::new(RATE_WINDOW),
+            metrics,
             stopping: AtomicBool::new(false),
         }
     }

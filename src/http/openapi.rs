@@ -192,9 +192,10 @@ fn operation(r: &Route, generator: &mut SchemaGenerator) -> Value {
         op["parameters"] = Value::Array(params);
     }
     if let Some((schema, required)) = input.body {
+        let media = input.media.unwrap_or("application/json");
         op["requestBody"] = json!({
             "required": required,
-            "content": {"application/json": {"schema": schema}},
+            "content": {media: {"schema": schema}},
         });
     }
     if r.hashing {

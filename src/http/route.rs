@@ -89,6 +89,8 @@ pub enum Cap {
     /// truncated rather than refused (a refused result would run the task again after its
     /// lease, and the Control daemon never retries a result).
     Output,
+    /// File uploads (daemon logs): `CCJK_MAX_LOG_UPLOAD` plus room for multipart framing.
+    Upload,
 }
 
 /// The rate-limit class of a route; the limits themselves are enforced per class
@@ -269,6 +271,8 @@ pub struct InputDoc {
     pub body: Option<(Value, bool)>,
     /// Query parameters: `(name, schema, required, description)`.
     pub query: Vec<(String, Value, bool, Option<String>)>,
+    /// The body's media type when it is not `application/json` (`multipart/form-data`).
+    pub media: Option<&'static str>,
 }
 
 /// What a handler reads from the request.

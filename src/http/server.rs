@@ -12,7 +12,8 @@
 //!   (413), closing the connection without reading the body (`net`); read the body if tiny_http
 //!   already holds it, or else hand the request to the body readers of `net` (a worker never
 //!   reads a client's socket); find its route, run it under `catch_unwind` (a panic is a 500 with
-//!   no internals), respond, and log one access line. `GET /health/live` is answered before all
+//!   no internals), respond, log one access line and count it in the metrics (by route pattern and status
+//!   class). A route runs only once its caller is within its rate limit (`ratelimit`). `GET /health/live` is answered before all
 //!   of that, with no database and no log line (the watchdog's sentinels, load balancers).
 //! * Routes that hash passwords are handed whole to the hashing pool (`hashpool`), so workers
 //!   never compute a hash.
@@ -23,7 +24,9 @@ use crate::error::ApiError;
 use crate::http::app::App;
 use crate::http::family::Family;
 use crate::http::hashpool::HashPool;
+use crate::http::metrics::Metrics;
 use crate::http::net::{self, body::BodyError};
+use crate::http::ratelimit;
 use crate::http::route::{Call, Cap, Found, Outcome, authenticate};
 use crate::http::{READ_HEADERS, Reply, Req, redact_url};
 use crate::state::throttle::Key;
@@ -88,6 +91,10 @@ pub struct AccessInfo {
     pub(crate) url: String,
     pub(crate) ip: String,
     pub(crate) request_id: String,
+    /// The matched route's index in the table (`None`: no route), for the metrics.
+    pub(crate) route: Option<usize>,
+    /// Where the finished request is counted.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// A new request id: a per-process random prefix and a counter.
@@ -123,7 +130,11 @@ fn response(
     body: Vec<u8>,
     info: &AccessInfo,
 ) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut resp = tiny_http::Response::from_data(body).with_status_code(reply.status);
+    // The whole body is in memory: always send its length (tiny_http would switch bodies of
+    // 32 KiB and more to chunked encoding, and a log download must say how long it is).
+    let mut resp = tiny_http::Response::from_data(body)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
     let mut add = |k: &str, v: &str| {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
@@ -136,6 +147,19 @@ fn response(
         add(k, v);
     }
     resp
+}
+
+/// Counts a request in the metrics as its answer is handed to the socket (before the write, so
+/// a client that sends its next request at once finds this one counted).
+fn count(info: &AccessInfo, reply: &Reply) {
+    if let Some(m) = &info.metrics {
+        m.observe(
+            info.route,
+            &info.method,
+            reply.status,
+            info.started.elapsed(),
+        );
+    }
 }
 
 /// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
@@ -159,6 +183,7 @@ fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<
 pub fn finish(raw: tiny_http::Request, mut reply: Reply, info: &AccessInfo) {
     let body = std::mem::take(&mut reply.body);
     let len = body.len();
+    count(info, &reply);
     let sent = raw.respond(response(&reply, body, info));
     log_access(info, &reply, len, sent.err());
 }
@@ -176,7 +201,11 @@ pub fn run(app: &App, conn: &rusqlite::Connection, req: &Req) -> Outcome {
     };
     let cx = Cx::new(&app.svc, conn);
     let go = || match authenticate(route.auth, &cx, req) {
-        Ok(caller) => route.run(&Call::new(app, cx, req, caller)),
+        Ok(caller) => match ratelimit::admit(app, &cx, route.rate, caller.as_ref()) {
+            Ok(Some(l)) if !l.verdict.allowed => Outcome::Reply(ratelimit::refuse(app, req, &l)),
+            Ok(limited) => ratelimit::stamp(route.run(&Call::new(app, cx, req, caller)), limited),
+            Err(e) => Outcome::Reply(error_reply(req, &e)),
+        },
         Err(e) => Outcome::Reply(error_reply(req, &e)),
     };
     match catch_unwind(AssertUnwindSafe(go)) {
@@ -222,6 +251,7 @@ fn close(
     info: &AccessInfo,
     socket: Option<OwnedFd>,
 ) {
+    count(info, &reply);
     let mut resp = response(&reply, reply.body.clone(), info);
     if let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
         resp.add_header(h);
@@ -260,6 +290,7 @@ fn body_cap(cap: Cap, cfg: &crate::config::Config) -> usize {
     match cap {
         Cap::Json => cfg.max_body,
         Cap::Output => cfg.max_body.max(8 * cfg.max_output + 64 * 1024),
+        Cap::Upload => cfg.max_log_upload + crate::domain::policy::LOG_UPLOAD_OVERHEAD,
     }
 }
 
@@ -294,12 +325,14 @@ fn serve(
         return;
     }
     let cfg = &app.svc.cfg;
-    let info = AccessInfo {
+    let mut info = AccessInfo {
         started: Instant::now(),
         method: raw.method().as_str().to_string(),
         url: raw.url().to_string(),
         ip: client_ip(&raw, cfg.trusted_proxy),
         request_id: next_request_id(),
+        route: None,
+        metrics: Some(app.metrics.clone()),
     };
     let headers = raw
         .headers()
@@ -320,6 +353,7 @@ fn serve(
         Found::Route(i, route, params) => {
             req.route = Some(i);
             req.params = params;
+            info.route = Some(i);
             body_cap(route.cap, cfg)
         }
         Found::NotFound => cfg.max_body,

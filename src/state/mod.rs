@@ -1,6 +1,6 @@
 //! In-memory state shared by every thread, between storage and the domain: the
-//! claimable-work index, the device-key cache, coalesced heartbeats, login throttling and the
-//! mailer's signal and counters.
+//! claimable-work index, the device-key cache, coalesced heartbeats, login throttling, the
+//! mailer's signal and counters, and the rate-limit windows.
 //! Nothing here touches SQLite or the network; it may name `db` row types, and it never
 //! imports `domain`, `http` or `workers`.
 
@@ -8,4 +8,5 @@ pub mod claimable;
 pub mod keycache;
 pub mod mail;
 pub mod presence;
+pub mod ratelimit;
 pub mod throttle;

@@ -2,16 +2,24 @@
 //! `janitor_interval` it requeues attempts whose lease expired (pending again while retries
 //! remain, else `timeout`), marks devices that stopped heartbeating `offline` (one
 //! `device_offline` message per transition) and revokes sessions idle past
-//! `CCJK_SESSION_IDLE_TTL`. Each chore is its own write job; a failing chore is logged and
-//! tried again on the next round. `run_once` is what the thread runs, callable on its own.
+//! `CCJK_SESSION_IDLE_TTL`. It also keeps retention (README "Backups, logs and statistics"):
+//! daemon logs older than their owner's plan `log_retention_days` are deleted, and finished
+//! tasks' stdout and stderr are cleared after `TASK_OUTPUT_RETENTION`, in write jobs of at most
+//! `RETENTION_BATCH` rows (and `RETENTION_BATCH_BYTES` of logs) so that other writes get the
+//! writer between them, at most `RETENTION_JOBS_PER_ROUND` per kind and round. Each chore is its
+//! own write job; a failing chore is logged and tried again on the next round. `run_once` is what
+//! the thread runs, callable on its own, as is `retention`.
 
 use crate::db::devices::{self, DeviceStatus};
 use crate::db::effects::Effect;
-use crate::db::{sessions, tasks};
+use crate::db::{logs, sessions, tasks};
 use crate::domain::Services;
 use crate::domain::daemon::record_transition;
 use crate::domain::lifecycle::requeue;
-use crate::domain::policy::{DEFAULT_HEARTBEAT_INTERVAL, ONLINE_WINDOW_INTERVALS};
+use crate::domain::policy::{
+    DEFAULT_HEARTBEAT_INTERVAL, ONLINE_WINDOW_INTERVALS, RETENTION_BATCH, RETENTION_BATCH_BYTES,
+    RETENTION_JOBS_PER_ROUND, TASK_OUTPUT_RETENTION,
+};
 use crate::error::ApiResult;
 use crate::time;
 use crate::workers::{Stop, periodic};
@@ -87,5 +95,64 @@ pub fn run_once(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<()> 
             log::info!("janitor: revoked {n} idle session(s)");
         }
     }
+    retention(svc, reader)?;
     Ok(())
+}
+
+/// What one retention round removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Daemon logs deleted, and their bytes.
+    pub logs: usize,
+    pub log_bytes: i64,
+    /// Finished tasks whose output was cleared.
+    pub outputs: usize,
+}
+
+/// One retention round at the services' clock: logs past their plan's retention, then old
+/// tasks' output, each in small write jobs.
+pub fn retention(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<Retained> {
+    let mut done = Retained::default();
+    let now = svc.clock.stamp();
+    for _ in 0..RETENTION_JOBS_PER_ROUND {
+        let mut ids = Vec::new();
+        let mut bytes = 0;
+        for (id, size) in logs::expired(reader, &now, RETENTION_BATCH)? {
+            if !ids.is_empty() && bytes + size > RETENTION_BATCH_BYTES {
+                break;
+            }
+            ids.push(id);
+            bytes += size;
+        }
+        if ids.is_empty() {
+            break;
+        }
+        let n = svc.db.write(move |tx| Ok(logs::delete_ids(tx, &ids)?))?;
+        done.logs += n;
+        done.log_bytes += bytes;
+        if n == 0 {
+            break;
+        }
+    }
+    let cutoff = time::fmt(svc.clock.now() - TASK_OUTPUT_RETENTION);
+    for _ in 0..RETENTION_JOBS_PER_ROUND {
+        let ids = tasks::old_output(reader, &cutoff, RETENTION_BATCH)?;
+        if ids.is_empty() {
+            break;
+        }
+        let n = svc.db.write(move |tx| Ok(tasks::clear_output(tx, &ids)?))?;
+        done.outputs += n;
+        if n == 0 {
+            break;
+        }
+    }
+    if done != Retained::default() {
+        log::info!(
+            "janitor: retention deleted {} log(s) ({} bytes), cleared the output of {} task(s)",
+            done.logs,
+            done.log_bytes,
+            done.outputs
+        );
+    }
+    Ok(done)
 }

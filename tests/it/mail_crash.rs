@@ -119,7 +119,7 @@ fn email_test_prints_the_providers_answer_and_bad_settings_name_the_variable() {
 
 #[test]
 fn outbox_list_and_retry_from_the_command_line() {
-    let s = TestServer::start();
+    let s = TestServer::start_with(|c| c.rate_limit_user = 0);
     let (token, _, _) = s.register("me@example.com");
     let id = send_mail(&s, &token, "me@example.com", "stuck without a relay");
     let before = wait_mail(&s, &token, id, Duration::from_secs(20), |m| {

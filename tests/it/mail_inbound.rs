@@ -287,3 +287,56 @@ fn every_configured_secret_verifies_and_no_secret_means_no_webhook() {
     assert_eq!(t["task"]["command"], "make");
     let _: Value = t;
 }
+
+/// The webhook's limit (README "Rate limits"): 10 verified deliveries a minute per sender,
+/// whatever case the address comes in; the 11th is 429 with the rate-limit headers, recorded,
+/// and creates nothing; another sender is unaffected, and an unsigned delivery is refused for
+/// its signature before it can use up anyone's allowance.
+#[test]
+fn the_webhook_is_limited_per_sender() {
+    let relay = FakeRelay::start(Answer::json(200, r#"{"id":"x"}"#));
+    let s = TestServer::start_with(|c| use_relay(c, &relay, Provider::Resend));
+    let (token, _, _) = s.register("me@example.com");
+    for i in 0..10 {
+        let body = mail(
+            "me@example.com",
+            "no prefix",
+            "echo hi",
+            &format!("<m{i}@x>"),
+        );
+        let d = assert_lite_ok(&post_signed(&s, "/email/incoming", &body, SECRET, None));
+        assert_eq!(d["accepted"], json!(false), "{d}");
+    }
+    let unsigned = s.call(
+        "POST",
+        "/email/incoming",
+        &[],
+        Some((
+            "application/json",
+            mail("me@example.com", "[CCJK] x", "echo no", "<unsigned@x>"),
+        )),
+    );
+    assert_lite_error(&unsigned, 401, "INVALID_SIGNATURE");
+    let body = mail("Me <ME@Example.com>", "[CCJK] go", "echo late", "<m10@x>");
+    let r = post_signed(&s, "/email/incoming", &body, SECRET, None);
+    assert_lite_error(&r, 429, "RATE_LIMITED");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.header("ratelimit-limit"), Some("10"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(task_count(&s, &token), 0);
+    assert_eq!(
+        recorded(&s).last(),
+        Some(&("rejected".to_string(), Some("rate_limited".to_string())))
+    );
+    // The refused mail's id was not kept: once allowed, the same delivery is new, not a duplicate.
+    let other = mail("else@example.com", "no prefix", "echo hi", "<m10@x>");
+    let d = assert_v1_ok(
+        &post_signed(&s, "/v1/email/incoming", &other, SECRET, None),
+        200,
+    );
+    assert_eq!(d["duplicate"], json!(false), "{d}");
+}

@@ -271,7 +271,7 @@ fn ten_failed_attempts_give_up() {
 
 #[test]
 fn without_a_relay_mail_stays_in_the_outbox_as_unsent() {
-    let s = TestServer::start();
+    let s = TestServer::start_with(|c| c.rate_limit_user = 0);
     let (token, _, _) = s.register("me@example.com");
     let id = send_mail(&s, &token, "me@example.com", "nowhere to go");
     let m = wait_mail(&s, &token, id, WAIT, |m| m["status"] != "queued");

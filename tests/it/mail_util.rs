@@ -30,6 +30,9 @@ pub fn use_relay(cfg: &mut Config, relay: &FakeRelay, provider: Provider) {
     });
     cfg.mail.backoff_base = Duration::from_millis(100);
     cfg.inbound_secrets = vec![SECRET.into()];
+    // `wait_mail` polls every 25 ms, far over the user limit of 100 a minute (whose own tests
+    // are in ops_rate_limits).
+    cfg.rate_limit_user = 0;
 }
 
 /// Polls `GET /v1/email/outbox/{id}` until `done` holds for the mail (panics after `within`).

@@ -58,7 +58,7 @@ pub fn routes() -> Vec<Route> {
         post("/email/send").auth(owner("user:write")).statuses(&[202])
             .to_out("Queue a mail to the account's own or configured address", email_send),
         post("/email/incoming").rate(Rate::Webhook)
-            .to("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", v1::email::incoming),
+            .to_out("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", v1::email::incoming),
     ]
 }
 

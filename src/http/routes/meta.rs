@@ -13,7 +13,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         get("/health").bare()
             .to("Is the database answering (a read and an empty write)", health),
-        get("/metrics").auth(Auth::LoopbackOrAdmin).raw("text/plain; version=0.0.4")
+        get("/metrics").auth(Auth::LoopbackOrAdmin).raw(crate::http::metrics::CONTENT_TYPE)
             .to_out("Prometheus metrics (loopback clients and admins)", metrics),
         get("/v1/openapi.json").raw("application/json")
             .to_out("This document: OpenAPI 3.1 for every family", document),
@@ -25,11 +25,12 @@ fn health(call: &Call, _: ()) -> ApiResult<Health> {
     health::check(&call.cx)
 }
 
-/// `GET /metrics`: Prometheus text.
+/// `GET /metrics`: the Prometheus text format (README "Metrics").
 fn metrics(call: &Call, _: ()) -> ApiResult<Out<()>> {
-    let text = health::metrics(&call.cx, call.app.polls.len())?;
+    let snap = health::snapshot(&call.cx)?;
+    let text = call.app.metrics.render(&snap, call.app.polls.len());
     Ok(Out::Reply(Reply {
-        content_type: "text/plain; version=0.0.4",
+        content_type: crate::http::metrics::CONTENT_TYPE,
         ..Reply::text(200, text)
     }))
 }

@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod lite;
+pub mod lite_store;
 pub mod meta;
 pub mod poll;
 pub mod sessions;
@@ -18,6 +19,7 @@ pub fn table() -> Table {
     let mut routes = meta::routes();
     routes.extend(v1::routes());
     routes.extend(lite::routes());
+    routes.extend(lite_store::routes());
     routes.extend(sessions::routes());
     routes.extend(control::routes());
     Table::new(routes)

@@ -6,9 +6,12 @@ use crate::db::outbox::Mail;
 use crate::domain::email_config::{self, ConfigRequest};
 use crate::domain::inbound::{self, Outcome, Signed};
 use crate::domain::mail::{self, SendRequest};
+use crate::domain::policy::WEBHOOK_PER_SENDER_PER_MINUTE;
 use crate::error::ApiResult;
+use crate::http::ratelimit;
 use crate::http::route::{Call, Input, InputDoc, Json, JsonOr, Message, Out, PageQuery, Query};
 use crate::http::views::PageInfo;
+use crate::state::ratelimit::Key;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
@@ -265,11 +268,22 @@ impl From<Outcome> for IncomingReply {
     }
 }
 
-/// `POST /v1/email/incoming` and Lite's `POST /email/incoming`: the HMAC-signed webhook.
-pub fn incoming(call: &Call, _: SignedBody) -> ApiResult<IncomingReply> {
+/// `POST /v1/email/incoming` and Lite's `POST /email/incoming`: the HMAC-signed webhook. A
+/// verified delivery counts against its sender's limit (`WEBHOOK_PER_SENDER_PER_MINUTE`); one
+/// over it is 429 with `Retry-After`, recorded, and creates nothing.
+pub fn incoming(call: &Call, _: SignedBody) -> ApiResult<Out<IncomingReply>> {
     let signed = Signed {
         signature: call.req.header("x-email-signature"),
         timestamp: call.req.header("x-email-timestamp"),
     };
-    Ok(inbound::receive(&call.cx, &call.req.body, signed, call.ip())?.into())
+    let d = inbound::verify_delivery(&call.cx, &call.req.body, signed, call.ip())?;
+    let key = Key::Other("webhook", d.sender_key());
+    let limited = ratelimit::admit_key(call.app, key, WEBHOOK_PER_SENDER_PER_MINUTE, "webhook");
+    if !limited.verdict.allowed {
+        inbound::record_rate_limited(&call.cx, &d, call.ip())?;
+        return Ok(Out::Reply(ratelimit::refuse(call.app, call.req, &limited)));
+    }
+    let reply = IncomingReply::from(inbound::accept_delivery(&call.cx, d, call.ip())?);
+    let ok = call.family.ok(call.req, 200, &reply);
+    Ok(Out::Reply(ratelimit::with_headers(ok, &limited)))
 }

@@ -2,13 +2,17 @@
 //! method, path, the credential it accepts (and the scope), anything special about its body
 //! or threads, the summary the OpenAPI document shows, and the handler.
 
+pub(crate) mod config;
 mod devices;
 pub mod email;
 mod identity;
+mod logs;
 mod messages;
+pub(crate) mod stats;
 mod tasks;
 
 use crate::http::route::{Auth, Cap, Rate, Route, delete, get, patch, post};
+use config as cfg;
 use devices as dev;
 use email as mail;
 use identity as id;
@@ -115,7 +119,7 @@ pub fn routes() -> Vec<Route> {
         get("/v1/email/outbox/{id}").user("user:read")
             .to("One mail of the outbox", mail::outbox_one),
         post("/v1/email/incoming").rate(Rate::Webhook)
-            .to("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", mail::incoming),
+            .to_out("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", mail::incoming),
         // messages
         get("/v1/messages").user("user:read")
             .to("The caller's notifications, newest first", msg::list),
@@ -125,5 +129,28 @@ pub fn routes() -> Vec<Route> {
             .to("Mark every notification read", msg::read_all),
         delete("/v1/messages/{id}").user("user:write")
             .to("Delete a notification", msg::delete),
+        // config backups (a device key reaches its own device's)
+        post("/v1/config/backup").auth(Auth::UserOrDevice("config:write")).created()
+            .to("Back up a JSON document, stored exactly as sent", cfg::backup),
+        get("/v1/config/backups").auth(Auth::UserOrDevice("config:read"))
+            .to("Backups, newest first (?device_id= for one device)", cfg::list),
+        get("/v1/config/backups/{id}").auth(Auth::UserOrDevice("config:read"))
+            .to("A backup and its document", cfg::get),
+        post("/v1/config/restore/{id}").auth(Auth::UserOrDevice("config:read"))
+            .to("The stored document, byte for byte", cfg::restore),
+        delete("/v1/config/backups/{id}").auth(Auth::UserOrDevice("config:write"))
+            .to("Delete a backup", cfg::delete),
+        // daemon logs
+        post("/v1/daemon/logs").device().cap(Cap::Upload).created()
+            .to("Upload a log file (multipart: log_file + metadata)", logs::upload),
+        get("/v1/devices/{id}/logs").user("log:read")
+            .to("A device's uploaded logs, newest first", logs::list),
+        get("/v1/logs/{id}").user("log:read").raw("application/octet-stream")
+            .to_out("Download a log exactly as uploaded", logs::download),
+        // statistics
+        get("/v1/stats/summary").user("stats:read")
+            .to("Tasks, run time, uptime and storage over a period", stats::summary),
+        get("/v1/stats/device/{id}").user("stats:read")
+            .to("One device's statistics over a period", stats::device),
     ]
 }
