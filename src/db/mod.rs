@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod status;
 pub mod tasks;
 pub mod users;
+pub mod vault;
 pub mod writer;
 
 use crate::config::Synchronous;
