@@ -5,7 +5,8 @@
 //!
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
-//! `policy` names every limit and rule; `health` is the database check and the metrics.
+//! `policy` names every limit and rule; `health` is the database check and the metrics;
+//! `vault` is the sites and accounts users rotate between (docs/vault.md).
 
 pub mod accounts;
 pub mod api_keys;
@@ -20,5 +21,6 @@ pub mod services;
 pub mod sessions;
 pub mod tasks;
 pub mod text;
+pub mod vault;
 
 pub use services::{Clock, Cx, Origin, Page, Paged, Services};
