@@ -1,17 +1,20 @@
 //! The janitor (docs/tasks.md "Leases", "Devices"; docs/security.md "Sessions"): every
 //! `janitor_interval` it requeues attempts whose lease expired (pending again while retries
 //! remain, else `timeout`), marks devices that stopped heartbeating `offline` (one
-//! `device_offline` message per transition) and revokes sessions idle past
-//! `CCJK_SESSION_IDLE_TTL`. Each chore is its own write job; a failing chore is logged and
+//! `device_offline` message per transition), revokes sessions idle past
+//! `CCJK_SESSION_IDLE_TTL` and deletes vault reveal records past their retention. Each chore is its own write job; a failing chore is logged and
 //! tried again on the next round. `run_once` is what the thread runs, callable on its own.
 
 use crate::db::devices::{self, DeviceStatus};
 use crate::db::effects::Effect;
+use crate::db::vault::reveals;
 use crate::db::{sessions, tasks};
 use crate::domain::Services;
 use crate::domain::daemon::record_transition;
 use crate::domain::lifecycle::requeue;
-use crate::domain::policy::{DEFAULT_HEARTBEAT_INTERVAL, ONLINE_WINDOW_INTERVALS};
+use crate::domain::policy::{
+    DEFAULT_HEARTBEAT_INTERVAL, ONLINE_WINDOW_INTERVALS, VAULT_REVEAL_RETENTION,
+};
 use crate::error::ApiResult;
 use crate::time;
 use crate::workers::{Stop, periodic};
@@ -86,6 +89,11 @@ pub fn run_once(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<()> 
         if n > 0 {
             log::info!("janitor: revoked {n} idle session(s)");
         }
+    }
+    let cutoff = time::fmt(svc.clock.now() - VAULT_REVEAL_RETENTION);
+    if reveals::any_before(reader, &cutoff)? {
+        let n = svc.db.write(move |tx| Ok(reveals::prune(tx, &cutoff)?))?;
+        log::info!("janitor: deleted {n} vault reveal record(s) past retention");
     }
     Ok(())
 }
