@@ -1,6 +1,6 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
-//! reset-password`, `device create`.
+//! reset-password`, `device create`, `vault export|import` (in `cli/vault.rs`).
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -17,6 +17,8 @@ use crate::password;
 use lexopt::prelude::*;
 use std::path::PathBuf;
 
+pub mod vault;
+
 /// What the command line asked for.
 pub enum Command {
     Serve(Config),
@@ -26,6 +28,7 @@ pub enum Command {
     OpenApi,
     User(Config, Vec<String>),
     Device(Config, Vec<String>),
+    Vault(Config, Vec<String>),
     Help,
     Version,
 }
@@ -47,6 +50,10 @@ USAGE:
   ccjk-cloud user disable EMAIL      (and: user enable EMAIL)
   ccjk-cloud user reset-password EMAIL [--password PW]
   ccjk-cloud device create --user EMAIL --name NAME   (prints the device key)
+  ccjk-cloud vault export --user EMAIL [--plaintext [--yes]] [--out FILE]
+                                     a user's sites and accounts as JSON, secrets sealed
+                                     (--plaintext asks first, or takes --yes)
+  ccjk-cloud vault import --user EMAIL FILE|- [--replace]
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -71,10 +78,10 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
                     .ok_or("--workers takes a number from 1 to 256")?
             }
             Long("public") => cfg.public = true,
-            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device")) => {
+            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device" | "vault")) => {
                 let flag = flag.to_string();
                 rest.push(format!("--{flag}"));
-                if flag != "admin" {
+                if !["admin", "plaintext", "yes", "replace"].contains(&flag.as_str()) {
                     rest.push(value(&mut p)?);
                 }
             }
@@ -104,6 +111,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
         "openapi" => Command::OpenApi,
         "user" => Command::User(cfg, rest),
         "device" => Command::Device(cfg, rest),
+        "vault" => Command::Vault(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }
