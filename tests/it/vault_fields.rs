@@ -165,6 +165,15 @@ fn field_definitions_are_validated() {
         json!({"key": "x", "fields": [{"name": "a", "type": "uuid"}]}),
     );
     assert_v1_error(&r, 422, "VALIDATION_FAILED");
+    let typo = json!({"key": "typo", "fields": [{"name": "a", "type": "string", "requird": true}]});
+    let r = s.post_json("/v1/sites", Some(&t), typo);
+    assert_v1_error(&r, 422, "VALIDATION_FAILED");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("requird")
+    );
     let r = s.post_json("/v1/sites", Some(&t), json!({"key": "Bad Key"}));
     assert!(refused(&r)["key"].is_string());
 }

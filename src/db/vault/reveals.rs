@@ -106,3 +106,43 @@ pub fn prune(c: &Connection, cutoff: &str) -> rusqlite::Result<usize> {
         [cutoff],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_deletes_only_older_records() {
+        let c = Connection::open_in_memory().expect("db");
+        crate::db::migrations::migrate(&c).expect("schema");
+        c.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+             VALUES (1, 'a@b.c', 'x', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        )
+        .expect("user");
+        for (account, at) in [
+            ("old", "2025-01-01T00:00:00.000Z"),
+            ("new", "2026-06-01T00:00:00.000Z"),
+        ] {
+            let r = Reveal {
+                account_id: account.into(),
+                site_key: "s".into(),
+                actor: "session".into(),
+                session_id: Some(1),
+                ip_address: "127.0.0.1".into(),
+                created_at: at.into(),
+                ..Reveal::default()
+            };
+            insert(&c, 1, &r).expect("insert");
+        }
+        let cutoff = "2026-01-01T00:00:00.000Z";
+        assert!(any_before(&c, cutoff).expect("any"));
+        assert_eq!(prune(&c, cutoff).expect("prune"), 1);
+        assert!(!any_before(&c, cutoff).expect("any"));
+        let left = list(&c, 1, None, 10, 0).expect("list");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].account_id, "new");
+        assert!(known_account(&c, 1, "new").expect("known"));
+        assert!(!known_account(&c, 2, "new").expect("another user's"));
+    }
+}

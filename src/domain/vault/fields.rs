@@ -63,8 +63,10 @@ impl FieldType {
     }
 }
 
-/// One field of a site, as the API takes and shows it.
+/// One field of a site, as the API takes and shows it. Unknown options are refused (a typo in
+/// a schema must not pass silently).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldDef {
     /// The prop name: an ASCII identifier of 1–64 characters (`[A-Za-z_][A-Za-z0-9_]*`).
     #[serde(alias = "field")]
