@@ -209,26 +209,44 @@ pub fn insert_field(c: &Connection, user_id: i64, key: &str, f: &FieldRow) -> ru
     Ok(())
 }
 
-/// Where the prop `field` may live among the user's sites (`key` alone, or all of them):
-/// `(secret, plain)` — whether some site declares it secret, and whether some site may hold it
-/// plain (declares it as a plain field, or has no fields and keeps any props).
-pub fn prop_kinds(
+/// Whether the user's site `key` declares `field`, and if so whether it is secret.
+pub fn field_secret(
     c: &Connection,
     user_id: i64,
-    key: Option<&str>,
+    key: &str,
     field: &str,
-) -> rusqlite::Result<(bool, bool)> {
+) -> rusqlite::Result<Option<bool>> {
     c.prepare_cached(
-        "SELECT \
-           EXISTS (SELECT 1 FROM site_fields WHERE user_id = ?1 AND field = ?2 AND secret = 1 \
-                   AND (?3 IS NULL OR site_key = ?3)), \
-           EXISTS (SELECT 1 FROM site_fields WHERE user_id = ?1 AND field = ?2 AND secret = 0 \
-                   AND (?3 IS NULL OR site_key = ?3)) \
-           OR EXISTS (SELECT 1 FROM sites s WHERE s.user_id = ?1 AND (?3 IS NULL OR s.key = ?3) \
-                   AND NOT EXISTS (SELECT 1 FROM site_fields f \
-                                   WHERE f.user_id = s.user_id AND f.site_key = s.key))",
+        "SELECT secret FROM site_fields WHERE user_id = ?1 AND site_key = ?2 AND field = ?3",
     )?
-    .query_row(params![user_id, field, key], |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row(params![user_id, key, field], |r| r.get(0))
+    .optional()
+}
+
+/// Does the user's site `key` declare any field (if not, it keeps any props)?
+pub fn has_fields(c: &Connection, user_id: i64, key: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM site_fields WHERE user_id = ?1 AND site_key = ?2)",
+    )?
+    .query_row(params![user_id, key], |r| r.get(0))
+}
+
+/// Over all the user's sites: is `field` declared secret somewhere, and plain somewhere?
+pub fn field_kinds(c: &Connection, user_id: i64, field: &str) -> rusqlite::Result<(bool, bool)> {
+    c.prepare_cached(
+        "SELECT coalesce(max(secret), 0), coalesce(min(secret), 1) = 0 FROM site_fields \
+         WHERE user_id = ?1 AND field = ?2",
+    )?
+    .query_row(params![user_id, field], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// Has the user a site without fields (one that keeps any props)?
+pub fn has_schemaless_site(c: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM sites s WHERE s.user_id = ?1 AND NOT EXISTS \
+         (SELECT 1 FROM site_fields f WHERE f.user_id = s.user_id AND f.site_key = s.key))",
+    )?
+    .query_row([user_id], |r| r.get(0))
 }
 
 /// The active account of the user's site: `None` if the site has no mapping row, `Some(None)`

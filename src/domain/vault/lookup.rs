@@ -58,6 +58,22 @@ pub fn plain_candidates(value: &str) -> Vec<Sql> {
     v
 }
 
+/// Where the prop `name` may live: `(secret, plain)` — declared secret in the site (or in
+/// some site of the user, without one), and possibly held plain (declared plain, or in a site
+/// without fields, which keeps any props).
+fn prop_kinds(cx: &Cx, user_id: i64, site: Option<&str>, name: &str) -> ApiResult<(bool, bool)> {
+    Ok(match site {
+        Some(k) => match db_sites::field_secret(cx.reader, user_id, k, name)? {
+            Some(secret) => (secret, !secret),
+            None => (false, !db_sites::has_fields(cx.reader, user_id, k)?),
+        },
+        None => match db_sites::field_kinds(cx.reader, user_id, name)? {
+            (true, false) => (true, db_sites::has_schemaless_site(cx.reader, user_id)?),
+            kinds => kinds,
+        },
+    })
+}
+
 /// Builds the search for `q` (resolving the site inside the caller's own). Errors: 404 for a
 /// site the caller does not have; 422 for a bad `expiring_within` or prop name, or too many
 /// prop conditions.
@@ -94,8 +110,7 @@ pub fn plan(cx: &Cx, user_id: i64, q: &Lookup) -> ApiResult<Search> {
                 "is not a valid prop name",
             ));
         }
-        let (secret, plain) =
-            db_sites::prop_kinds(cx.reader, user_id, s.site_key.as_deref(), name)?;
+        let (secret, plain) = prop_kinds(cx, user_id, s.site_key.as_deref(), name)?;
         let mac = || blind(&cx.svc.sealer, user_id, name, value).to_vec();
         let matches = match (secret, plain) {
             (true, true) => PropMatch::Either(plain_candidates(value), mac()),
