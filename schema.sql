@@ -257,7 +257,7 @@ CREATE TABLE IF NOT EXISTS site_fields (
     FOREIGN KEY (user_id, site_key) REFERENCES sites(user_id, key) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
 -- Is this prop name secret in any of the user's sites (lookups); which props want an index.
-CREATE INDEX IF NOT EXISTS site_fields_by_name ON site_fields(user_id, field);
+CREATE INDEX IF NOT EXISTS site_fields_by_name ON site_fields(user_id, field, secret);
 CREATE INDEX IF NOT EXISTS site_fields_indexed ON site_fields(field) WHERE indexed = 1;
 
 -- Accounts: base fields (username, password) plus props. `extra` holds the plain props as a
