@@ -86,7 +86,10 @@ impl Db {
         // `WHERE col = ?` and an ORDER BY to be compiled again whenever that value is bound,
         // so a cached statement was re-prepared on every use (measured: ~60 µs per vault
         // lookup; the statements are cached to avoid exactly that).
-        c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         c.set_prepared_statement_cache_capacity(64);
         Ok(c)
     }

@@ -302,8 +302,11 @@ mod tests {
         let c = Connection::open_in_memory().expect("db");
         crate::db::migrations::migrate(&c).expect("schema");
         // As the server's readers plan (db::Db::reader).
-        c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-            .expect("qpsg");
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .expect("qpsg");
         create_prop_index(&c, "region").expect("index");
         let text = |s: &str| vec![Sql::Text(s.into())];
         let prop = |field: &str, matches| Search {

@@ -4,6 +4,9 @@
 //! required, have a default, a regex (strings; unanchored, Rust `regex` syntax, linear time),
 //! choices (strings and numbers), be secret (strings: sealed at rest, masked, blind-indexed) or
 //! indexed (plain props: an expression index), and carry a display order and a UI hint.
+//! Regexes run with ASCII semantics (`\w`, `\d`, `(?i)` are ASCII; other characters match
+//! themselves): the engine is already in the binary without its Unicode tables, which would
+//! add half a megabyte for classes vault patterns (key formats) do not need.
 //! `Schema::check` validates a whole props object on every write and returns it normalized
 //! (defaults filled in, date-times in the stored UTC form) or every problem by prop. A site
 //! without fields keeps any props; the one prop with a meaning of its own, `expiresAt`, is
@@ -17,7 +20,7 @@ use crate::domain::policy::{
 };
 use crate::domain::text;
 use crate::error::{ApiError, ApiResult};
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -80,6 +83,8 @@ pub struct FieldDef {
     #[serde(default)]
     pub default: Option<Value>,
     /// Strings only: the value must contain a match (anchor with `^…$` for a whole match).
+    /// Rust `regex` syntax with ASCII semantics: `\d`, `\w`, `\s` and `(?i)` are ASCII, `.`
+    /// matches one byte; other characters match themselves.
     #[serde(default)]
     pub regex: Option<String>,
     /// Strings and numbers: the value must be one of these. Not for secret fields.
@@ -120,6 +125,7 @@ fn compile(pattern: &str) -> Result<Regex, String> {
         return Err(format!("must be at most {VAULT_MAX_REGEX} bytes"));
     }
     RegexBuilder::new(pattern)
+        .unicode(false)
         .size_limit(VAULT_REGEX_SIZE_LIMIT)
         .dfa_size_limit(VAULT_REGEX_SIZE_LIMIT)
         .build()
@@ -409,7 +415,7 @@ impl Field {
                     return Err(format!("must be at most {max} bytes"));
                 }
                 if let Some(re) = &self.regex
-                    && !re.is_match(s)
+                    && !re.is_match(s.as_bytes())
                 {
                     return Err(format!("does not match {}", re.as_str()));
                 }
@@ -514,7 +520,14 @@ mod tests {
     }
 
     #[test]
-    fn regexes_are_bounded() {
+    fn regexes_are_ascii_and_bounded() {
+        let m = |p: &str, s: &str| compile(p).expect("compiles").is_match(s.as_bytes());
+        assert!(m("^sk-[a-z0-9]+$", "sk-abc123"));
+        assert!(!m("^sk-[a-z0-9]+$", "sk-ABC"));
+        assert!(m("(?i)^sk-[a-z]+$", "SK-ABC"));
+        assert!(m(r"^\d{3}$", "123") && !m(r"^\d{3}$", "١٢٣"));
+        assert!(m(r"^\w+@\w+$", "me@host"));
+        assert!(m("^密码-.+$", "密码-x"), "other characters match themselves");
         assert!(compile("^sk-[a-z0-9]+$").is_ok());
         assert!(compile(&"a".repeat(VAULT_MAX_REGEX + 1)).is_err());
         assert_eq!(
