@@ -237,26 +237,38 @@ pub fn print(v: &Value) {
             "",
             "",
         );
-        for (k, what) in [
+        for (k, second, what) in [
             (
                 "lookup_token",
-                "prop.token (expression index) p50 / p99, 1 conn",
+                "lookup_token_second",
+                "prop.token (expression index)",
             ),
             (
                 "lookup_secret",
-                "secret prop (blind index) p50 / p99, 1 conn",
+                "lookup_secret_second",
+                "secret prop (blind index)",
             ),
         ] {
             let p99 = f(&va[k]["p99_us"]);
+            let w = format!("{what} p50 / p99, 1 conn, first of a round");
             t.row(
                 "vault",
-                what,
+                &w,
                 lat(&va[k]),
                 "p99 ≤ 1 ms",
                 verdict(p99.map(|p| p <= 1000.0)),
             );
-            if let Some(b) = bad(&va[k]) {
-                t.row("vault", &format!("{k} failures"), b, "none", "MISS");
+            t.row(
+                "vault",
+                &format!("{what}, second of a round"),
+                lat(&va[second]),
+                "",
+                "",
+            );
+            for key in [k, second] {
+                if let Some(b) = bad(&va[key]) {
+                    t.row("vault", &format!("{key} failures"), b, "none", "MISS");
+                }
             }
         }
         let c = &va["checks"];
