@@ -527,7 +527,10 @@ mod tests {
         assert!(m("(?i)^sk-[a-z]+$", "SK-ABC"));
         assert!(m(r"^\d{3}$", "123") && !m(r"^\d{3}$", "١٢٣"));
         assert!(m(r"^\w+@\w+$", "me@host"));
-        assert!(m("^密码-.+$", "密码-x"), "other characters match themselves");
+        assert!(
+            m("^密码-.+$", "密码-x"),
+            "other characters match themselves"
+        );
         assert!(compile("^sk-[a-z0-9]+$").is_ok());
         assert!(compile(&"a".repeat(VAULT_MAX_REGEX + 1)).is_err());
         assert_eq!(
