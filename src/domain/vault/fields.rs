@@ -4,27 +4,25 @@
 //! required, have a default, a regex (strings; unanchored, Rust `regex` syntax, linear time),
 //! choices (strings and numbers), be secret (strings: sealed at rest, masked, blind-indexed) or
 //! indexed (plain props: an expression index), and carry a display order and a UI hint.
-//! Regexes run with ASCII semantics (`\w`, `\d`, `(?i)` are ASCII; other characters match
-//! themselves): the engine is already in the binary without its Unicode tables, which would
-//! add half a megabyte for classes vault patterns (key formats) do not need.
+//! Regexes run with ASCII semantics (`values`).
 //! `Schema::check` validates a whole props object on every write and returns it normalized
 //! (defaults filled in, date-times in the stored UTC form) or every problem by prop. A site
 //! without fields keeps any props; the one prop with a meaning of its own, `expiresAt`, is
 //! always a date-time.
 
+use super::values::{compile, datetime};
 use crate::db::vault::is_prop_name;
 use crate::db::vault::sites::FieldRow;
 use crate::domain::policy::{
     VAULT_MAX_CHOICES, VAULT_MAX_FIELDS, VAULT_MAX_INDEXED_PER_SITE, VAULT_MAX_PROPS,
-    VAULT_MAX_PROPS_BYTES, VAULT_MAX_REGEX, VAULT_MAX_SECRET_BYTES, VAULT_REGEX_SIZE_LIMIT,
+    VAULT_MAX_PROPS_BYTES, VAULT_MAX_SECRET_BYTES,
 };
 use crate::domain::text;
 use crate::error::{ApiError, ApiResult};
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The prop the expiring-soon query reads; always a date-time.
 pub const EXPIRES_AT: &str = "expiresAt";
@@ -119,21 +117,6 @@ pub struct Schema {
 
 /// Per-prop problems, keyed as `VALIDATION_FAILED` details are (`props.token`, …).
 pub type Problems = Map<String, Value>;
-
-fn compile(pattern: &str) -> Result<Regex, String> {
-    if pattern.len() > VAULT_MAX_REGEX {
-        return Err(format!("must be at most {VAULT_MAX_REGEX} bytes"));
-    }
-    RegexBuilder::new(pattern)
-        .unicode(false)
-        .size_limit(VAULT_REGEX_SIZE_LIMIT)
-        .dfa_size_limit(VAULT_REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => "is too complex".to_string(),
-            _ => "is not a valid regular expression".to_string(),
-        })
-}
 
 impl Schema {
     /// Validates field definitions (names, types and the options each type allows, defaults,
@@ -440,106 +423,5 @@ impl Field {
             }
         }
         Ok(v)
-    }
-}
-
-/// A date-time prop value: an RFC 3339 string, returned in the stored form
-/// (`2026-01-20T10:00:00.000Z`).
-pub fn datetime(v: &Value) -> Result<String, String> {
-    const WHY: &str = "must be an RFC 3339 date-time (2026-01-20T10:00:00Z)";
-    let s = v.as_str().ok_or(WHY)?;
-    parse_rfc3339(s)
-        .map(crate::time::fmt)
-        .ok_or_else(|| WHY.to_string())
-}
-
-/// Parses RFC 3339 with `Z` or a `±HH:MM` offset (and an optional fraction) into a UTC time.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let (base, offset_secs): (&str, i64) =
-        if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
-            (b, 0)
-        } else {
-            let cut = s.len().checked_sub(6)?;
-            let (b, z) = (s.get(..cut)?, s.get(cut..)?.as_bytes());
-            let sign = match z[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let two = |x: &[u8]| -> Option<i64> {
-                (x.len() == 2 && x.iter().all(u8::is_ascii_digit))
-                    .then(|| i64::from((x[0] - b'0') * 10 + (x[1] - b'0')))
-            };
-            let (h, m) = (two(&z[1..3])?, two(&z[4..6])?);
-            if z[3] != b':' || h > 23 || m > 59 {
-                return None;
-            }
-            (b, sign * (h * 3600 + m * 60))
-        };
-    if !matches!(base.as_bytes().get(10), Some(b'T' | b't')) {
-        return None;
-    }
-    let local = humantime::parse_rfc3339_weak(base).ok()?;
-    let secs = local.duration_since(UNIX_EPOCH).ok()?;
-    let utc = secs.as_secs() as i64 - offset_secs;
-    (utc >= 0).then(|| UNIX_EPOCH + Duration::new(utc as u64, secs.subsec_nanos()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_with_offsets() {
-        let f = |s: &str| parse_rfc3339(s).map(crate::time::fmt);
-        assert_eq!(
-            f("2026-01-20T10:00:00Z").as_deref(),
-            Some("2026-01-20T10:00:00.000Z")
-        );
-        assert_eq!(
-            f("2026-01-20T18:00:00.5+08:00").as_deref(),
-            Some("2026-01-20T10:00:00.500Z")
-        );
-        assert_eq!(
-            f("2026-01-20T05:30:00-04:30").as_deref(),
-            Some("2026-01-20T10:00:00.000Z")
-        );
-        for bad in [
-            "2026-01-20",
-            "2026-01-20 10:00:00Z",
-            "2026-01-20T10:00:00",
-            "tomorrow",
-            "2026-01-20T10:00:00+8:00",
-            "2026-13-01T00:00:00Z",
-            "2026-01-20T10:00:00+24:00",
-            "é",
-        ] {
-            assert_eq!(f(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn regexes_are_ascii_and_bounded() {
-        let m = |p: &str, s: &str| compile(p).expect("compiles").is_match(s.as_bytes());
-        assert!(m("^sk-[a-z0-9]+$", "sk-abc123"));
-        assert!(!m("^sk-[a-z0-9]+$", "sk-ABC"));
-        assert!(m("(?i)^sk-[a-z]+$", "SK-ABC"));
-        assert!(m(r"^\d{3}$", "123") && !m(r"^\d{3}$", "١٢٣"));
-        assert!(m(r"^\w+@\w+$", "me@host"));
-        assert!(
-            m("^密码-.+$", "密码-x"),
-            "other characters match themselves"
-        );
-        assert!(compile("^sk-[a-z0-9]+$").is_ok());
-        assert!(compile(&"a".repeat(VAULT_MAX_REGEX + 1)).is_err());
-        assert_eq!(
-            compile("(").err().as_deref(),
-            Some("is not a valid regular expression")
-        );
-        assert_eq!(
-            compile(r"\w{1000}{1000}").err().as_deref(),
-            Some("is too complex")
-        );
     }
 }

@@ -10,8 +10,8 @@
 //! prop of that value.
 
 use super::accounts::answer;
-use super::fields::parse_rfc3339;
 use super::secrets::{AccountView, blind};
+use super::values::parse_rfc3339;
 use super::{Actor, is_site_key, site_not_found};
 use crate::db::vault::accounts::{self as db, PropFilter, PropMatch, Search};
 use crate::db::vault::{is_prop_name, sites as db_sites};

@@ -2,7 +2,7 @@
 //! schema-checked props, sealed and masked secrets, one active account per site, lookups by
 //! prop and a record of every reveal.
 //!
-//! * `fields` — field schemas and the validation of props;
+//! * `fields` — field schemas and the validation of props; `values` — date-times and regexes;
 //! * `secrets` — sealing, opening, masking and the blind index; the account as answered;
 //! * `sites` — sites, their fields (with the re-check of stored accounts) and active account;
 //! * `accounts` — accounts of a site: create, read, change, delete;
@@ -22,6 +22,7 @@ pub mod reveals;
 pub mod secrets;
 pub mod sites;
 pub mod transfer;
+pub mod values;
 
 use crate::db::vault::reveals::Reveal;
 use crate::domain::Origin;
