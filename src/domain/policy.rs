@@ -93,6 +93,7 @@ pub const VAULT_MAX_USERNAME_BYTES: usize = 512;
 /// take. The regex engine runs in linear time; these bound compile time and memory.
 pub const VAULT_MAX_REGEX: usize = 512;
 pub const VAULT_REGEX_SIZE_LIMIT: usize = 256 * 1024;
+pub const VAULT_REGEX_NEST_LIMIT: u32 = 32;
 /// Vault: most `choices` of a field.
 pub const VAULT_MAX_CHOICES: usize = 100;
 /// Vault: most fields marked `indexed` in one site, and most server-managed prop indexes in

@@ -19,7 +19,7 @@ use crate::domain::policy::{
 };
 use crate::domain::text;
 use crate::error::{ApiError, ApiResult};
-use regex::bytes::Regex;
+use regex_lite::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -81,8 +81,8 @@ pub struct FieldDef {
     #[serde(default)]
     pub default: Option<Value>,
     /// Strings only: the value must contain a match (anchor with `^…$` for a whole match).
-    /// Rust `regex` syntax with ASCII semantics: `\d`, `\w`, `\s` and `(?i)` are ASCII, `.`
-    /// matches one byte; other characters match themselves.
+    /// Rust `regex` syntax with ASCII classes: `\d`, `\w`, `\s` and `(?i)` are ASCII; other
+    /// characters match themselves.
     #[serde(default)]
     pub regex: Option<String>,
     /// Strings and numbers: the value must be one of these. Not for secret fields.
@@ -398,7 +398,7 @@ impl Field {
                     return Err(format!("must be at most {max} bytes"));
                 }
                 if let Some(re) = &self.regex
-                    && !re.is_match(s.as_bytes())
+                    && !re.is_match(s)
                 {
                     return Err(format!("does not match {}", re.as_str()));
                 }

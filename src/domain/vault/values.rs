@@ -1,11 +1,11 @@
 //! Values of vault props that need more than a type check: date-times (RFC 3339 with `Z` or
-//! an offset, stored in UTC with milliseconds) and field regexes (compiled with bounds, ASCII
-//! semantics: `\w`, `\d`, `(?i)` are ASCII and other characters match themselves — the engine
-//! is already in the binary without its Unicode tables, which would add half a megabyte for
-//! classes vault patterns, key formats mostly, do not need).
+//! an offset, stored in UTC with milliseconds) and field regexes, compiled with bounds by
+//! `regex-lite`: the `regex` crate's syntax and linear-time guarantee from the same project,
+//! without the Unicode tables and DFA machinery that cost the release binary half a megabyte
+//! (\w, \d, \s and `(?i)` are ASCII; other characters match themselves).
 
-use crate::domain::policy::{VAULT_MAX_REGEX, VAULT_REGEX_SIZE_LIMIT};
-use regex::bytes::{Regex, RegexBuilder};
+use crate::domain::policy::{VAULT_MAX_REGEX, VAULT_REGEX_NEST_LIMIT, VAULT_REGEX_SIZE_LIMIT};
+use regex_lite::{Regex, RegexBuilder};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,13 +16,15 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
         return Err(format!("must be at most {VAULT_MAX_REGEX} bytes"));
     }
     RegexBuilder::new(pattern)
-        .unicode(false)
         .size_limit(VAULT_REGEX_SIZE_LIMIT)
-        .dfa_size_limit(VAULT_REGEX_SIZE_LIMIT)
+        .nest_limit(VAULT_REGEX_NEST_LIMIT)
         .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => "is too complex".to_string(),
-            _ => "is not a valid regular expression".to_string(),
+        .map_err(|e| {
+            if e.to_string().contains("size limit") {
+                "is too complex".to_string()
+            } else {
+                "is not a valid regular expression".to_string()
+            }
         })
 }
 
@@ -104,12 +106,14 @@ mod tests {
 
     #[test]
     fn regexes_are_ascii_and_bounded() {
-        let m = |p: &str, s: &str| compile(p).expect("compiles").is_match(s.as_bytes());
+        let m = |p: &str, s: &str| compile(p).expect("compiles").is_match(s);
         assert!(m("^sk-[a-z0-9]+$", "sk-abc123"));
         assert!(!m("^sk-[a-z0-9]+$", "sk-ABC"));
         assert!(m("(?i)^sk-[a-z]+$", "SK-ABC"));
         assert!(m(r"^\d{3}$", "123") && !m(r"^\d{3}$", "١٢٣"));
         assert!(m(r"^\w+@\w+$", "me@host"));
+        assert!(m("^.{2}$", "密码"), "`.` is one character");
+        assert!(compile(&format!("{}a{}", "(".repeat(100), ")".repeat(100))).is_err());
         assert!(
             m("^密码-.+$", "密码-x"),
             "other characters match themselves"
