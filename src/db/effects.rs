@@ -24,6 +24,9 @@ pub enum Effect {
     /// A device's status changed without its key or owner changing (the janitor marked it
     /// offline): forget its cached heartbeat row only.
     DeviceRowStale(i64),
+    /// A mail was queued in the outbox: wake the mailer so it does not wait for its next
+    /// round.
+    MailQueued,
 }
 
 /// Where effects go. Installed once (`db::Db::set_effect_sink`); called on the writer thread,

@@ -16,8 +16,9 @@ const STEPS: &[&str] = &[
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
-    // Gap: v4–v6 belong to branches merged separately; when they land, they go above this
-    // line and v7 becomes step 7 again (on this branch alone it runs as step 4).
+    include_str!("migrations/v4.sql"),
+    // Gap: v5–v6 belong to branches merged separately; when they land, they go above this
+    // line and v7 becomes step 7 again (until then it runs as step 5).
     include_str!("migrations/v7.sql"),
 ];
 

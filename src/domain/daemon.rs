@@ -9,10 +9,11 @@ use crate::db::devices::{self, BeatRow, Device, DeviceStatus, Facts};
 use crate::db::effects::Effect;
 use crate::db::messages::{self, NewMessage};
 use crate::db::tasks::{self, Task, TaskResult, TaskStatus};
-use crate::db::users;
+use crate::db::{Tx, users};
 use crate::domain::Cx;
 use crate::domain::callers::DeviceCaller;
 use crate::domain::lifecycle::{after_final, requeue};
+use crate::domain::mail;
 use crate::domain::output::cap_output;
 use crate::domain::policy::{self, *};
 use crate::error::{ApiError, ApiResult, Code};
@@ -181,19 +182,16 @@ pub fn pending_count(cx: &Cx, dev: &DeviceCaller, r: &BeatReply) -> ApiResult<i6
     Ok(tasks::count_claimable(cx.reader, dev.id, dev.user_id)?)
 }
 
-/// Writes a `device_online`/`device_offline` message for device `d` going to `status`.
-pub fn record_transition(
-    c: &rusqlite::Connection,
-    d: &BeatRow,
-    status: DeviceStatus,
-) -> ApiResult<()> {
+/// Writes a `device_online`/`device_offline` message for device `d` going to `status`, and
+/// mails an offline transition to an owner with `notify_email` on (`mail::device_offline`).
+pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResult<()> {
     let (kind, word) = if status == DeviceStatus::Offline {
         ("device_offline", "offline")
     } else {
         ("device_online", "online")
     };
-    messages::insert(
-        c,
+    let id = messages::insert(
+        tx,
         &NewMessage {
             user_id: d.user_id,
             task_id: None,
@@ -204,6 +202,9 @@ pub fn record_transition(
             data: json!({"device_id": d.uuid, "status": word}),
         },
     )?;
+    if status == DeviceStatus::Offline {
+        mail::device_offline(tx, d, id)?;
+    }
     Ok(())
 }
 

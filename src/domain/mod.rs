@@ -6,6 +6,7 @@
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
 //! `policy` names every limit and rule; `health` is the database check and the metrics;
+//! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications;
 //! `vault` is the sites and accounts users rotate between (docs/vault.md).
 
 pub mod accounts;
@@ -13,13 +14,19 @@ pub mod api_keys;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
+pub mod email_config;
 pub mod health;
+pub mod inbound;
 pub mod lifecycle;
+pub mod mail;
+pub mod messages;
 pub mod output;
 pub mod policy;
 pub mod services;
 pub mod sessions;
 pub mod tasks;
+#[cfg(test)]
+pub mod testing;
 pub mod text;
 pub mod vault;
 

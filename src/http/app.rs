@@ -1,8 +1,10 @@
-//! What the HTTP side shares between its threads: the domain's services, the route table and
-//! the long-poll registry, plus the shutdown flag the request loops read.
+//! What the HTTP side shares between its threads: the domain's services, the route table, the
+//! long-poll registry and the defences against hostile clients (`net`), plus the shutdown flag
+//! the request loops read.
 
 use crate::domain::Services;
 use crate::http::longpoll::LongPolls;
+use crate::http::net::Net;
 use crate::http::route::Table;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,18 +16,23 @@ pub struct App {
     pub table: Table,
     /// Parked long-polls.
     pub polls: LongPolls,
+    /// Defences against slow and hostile clients: body readers, sockets, smuggling, sentinels.
+    pub net: Net,
     /// Set once shutdown has begun: request loops stop instead of treating a closed queue as
     /// a dead accept thread.
     stopping: AtomicBool,
 }
 
 impl App {
-    /// The HTTP side over `svc`, serving `table`.
-    pub fn new(svc: Arc<Services>, table: Table) -> App {
+    /// The HTTP side over `svc`, serving `table`; `port` is the listener's TCP port (`None`
+    /// for a Unix socket), so the defences can find their connections' sockets.
+    pub fn new(svc: Arc<Services>, table: Table, port: Option<u16>) -> App {
+        let net = Net::new(&svc.cfg.net, port);
         App {
             svc,
             table,
             polls: LongPolls::default(),
+            net,
             stopping: AtomicBool::new(false),
         }
     }
