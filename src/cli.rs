@@ -1,6 +1,7 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
-//! reset-password`, `device create`, `email test TO`, `outbox [list|retry ID]`, `stats`.
+//! reset-password`, `device create`, `email test TO`, `outbox [list|retry ID]`, `stats`,
+//! `vault export|import` (in `cli/vault.rs`).
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -17,6 +18,8 @@ use crate::password;
 use lexopt::prelude::*;
 use std::path::PathBuf;
 
+pub mod vault;
+
 /// What the command line asked for.
 pub enum Command {
     Serve(Config),
@@ -29,6 +32,7 @@ pub enum Command {
     Email(Config, Vec<String>),
     Outbox(Config, Vec<String>),
     Stats(Config, Vec<String>),
+    Vault(Config, Vec<String>),
     Help,
     Version,
 }
@@ -54,6 +58,10 @@ USAGE:
   ccjk-cloud outbox [list]           the newest 50 mails of the outbox and their state
   ccjk-cloud outbox retry ID         queue a failed or unsent mail again
   ccjk-cloud stats [--user EMAIL] [--period 24h|7d|30d|90d]   (every user, or one in detail)
+  ccjk-cloud vault export --user EMAIL [--plaintext [--yes]] [--out FILE]
+                                     a user's sites and accounts as JSON, secrets sealed
+                                     (--plaintext asks first, or takes --yes)
+  ccjk-cloud vault import --user EMAIL FILE|- [--replace]
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -78,10 +86,10 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
                     .ok_or("--workers takes a number from 1 to 256")?
             }
             Long("public") => cfg.public = true,
-            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device" | "stats")) => {
+            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device" | "stats" | "vault")) => {
                 let flag = flag.to_string();
                 rest.push(format!("--{flag}"));
-                if flag != "admin" {
+                if !["admin", "plaintext", "yes", "replace"].contains(&flag.as_str()) {
                     rest.push(value(&mut p)?);
                 }
             }
@@ -114,6 +122,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
         "email" => Command::Email(cfg, rest),
         "outbox" => Command::Outbox(cfg, rest),
         "stats" => Command::Stats(cfg, rest),
+        "vault" => Command::Vault(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }

@@ -5,11 +5,14 @@
 //! server which table to look in (and lets secret scanners recognise them). Only their SHA-256
 //! is used for lookup. Sealed values are XChaCha20-Poly1305 boxes (random 24-byte nonce ||
 //! ciphertext) under the 32-byte key in `CCJK_SECRET_KEY_FILE`, with the column's name as
-//! associated data so a box cannot be moved to another column. This module never touches the
+//! associated data so a box cannot be moved to another column. The same key also keys the
+//! vault's blind index: an HMAC-SHA256 key derived from it once (`BLIND_INDEX_CONTEXT`), so a
+//! secret can be looked up by value without being stored. This module never touches the
 //! database.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Write};
@@ -62,9 +65,16 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Seals and opens secrets under the server key.
+/// What the blind-index key is derived for: `HMAC-SHA256(server key, BLIND_INDEX_CONTEXT)`.
+/// Changing it would orphan every stored blind index.
+pub const BLIND_INDEX_CONTEXT: &[u8] = b"ccjk vault blind index v1";
+
+/// Seals and opens secrets under the server key, and computes blind-index MACs under a key
+/// derived from it. Neither key leaves this struct.
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// HMAC-SHA256 keyed with the derived blind-index key, cloned for each MAC.
+    blind: Hmac<Sha256>,
 }
 
 impl Sealer {
@@ -110,9 +120,24 @@ impl Sealer {
 
     /// A sealer over raw key bytes (32 of them), for tests.
     pub fn from_key(key: &[u8]) -> Option<Sealer> {
-        XChaCha20Poly1305::new_from_slice(key)
-            .ok()
-            .map(|cipher| Sealer { cipher })
+        let cipher = XChaCha20Poly1305::new_from_slice(key).ok()?;
+        let mut derive = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
+        derive.update(BLIND_INDEX_CONTEXT);
+        let blind_key = derive.finalize().into_bytes();
+        let blind = <Hmac<Sha256> as KeyInit>::new_from_slice(&blind_key).ok()?;
+        Some(Sealer { cipher, blind })
+    }
+
+    /// The blind index of a value: HMAC-SHA256 under the derived blind-index key over `parts`,
+    /// each prefixed with its length (so `("ab", "c")` and `("a", "bc")` differ). Deterministic
+    /// for a given server key; reveals nothing about the value without that key.
+    pub fn blind_index(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = self.blind.clone();
+        for p in parts {
+            m.update(&(p.len() as u64).to_be_bytes());
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
     }
 
     /// Seals `plaintext`; `ad` names what it is (e.g. `"devices.key_sealed"`).
@@ -187,6 +212,31 @@ mod tests {
         let other = Sealer::from_key(&[8u8; 32]).expect("key");
         assert_eq!(other.open("devices.key_sealed", &boxed), None);
         assert!(Sealer::from_key(&[1u8; 16]).is_none());
+    }
+
+    #[test]
+    fn blind_index_is_keyed_deterministic_and_framed() {
+        let s = Sealer::from_key(&[7u8; 32]).expect("key");
+        let a = s.blind_index(&[b"apiKey", b"sk-123"]);
+        assert_eq!(a, s.blind_index(&[b"apiKey", b"sk-123"]));
+        assert_ne!(
+            a,
+            s.blind_index(&[b"apiKe", b"ysk-123"]),
+            "parts are framed"
+        );
+        assert_ne!(a, s.blind_index(&[b"apiKey", b"sk-124"]));
+        let other = Sealer::from_key(&[8u8; 32]).expect("key");
+        assert_ne!(a, other.blind_index(&[b"apiKey", b"sk-123"]), "keyed");
+        let mut raw = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("hmac");
+        raw.update(&6u64.to_be_bytes());
+        raw.update(b"apiKey");
+        raw.update(&6u64.to_be_bytes());
+        raw.update(b"sk-123");
+        let under_server_key: [u8; 32] = raw.finalize().into_bytes().into();
+        assert_ne!(
+            a, under_server_key,
+            "the server key itself is not the index key"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Email(cfg, args) => cli::email(&cfg, &args),
         Command::Outbox(cfg, args) => cli::outbox(&cfg, &args),
         Command::Stats(cfg, args) => cli::stats(&cfg, &args),
+        Command::Vault(cfg, args) => cli::vault::run(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

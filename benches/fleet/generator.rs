@@ -1,6 +1,6 @@
 //! The load generator process (pinned to core 1 by the bench's re-exec): sets up the users and
 //! devices, runs the selected phases in order (hot and ceiling in alternating rounds, then
-//! login, fleet, idle, stats), reads the server's `/proc` entries around each, checks that it was not
+//! login, closed, vault, fleet, idle, stats), reads the server's `/proc` entries around each, checks that it was not
 //! itself the bottleneck, and prints every figure as one JSON object on stdout for the bench's
 //! main process to render. Progress goes to stderr.
 
@@ -12,6 +12,7 @@ use crate::procfs;
 use crate::setup::{self, PASSWORD};
 use crate::stats::r1;
 use crate::summary;
+use crate::vault;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,6 +221,26 @@ pub fn run(a: &Args) -> Result<Value, String> {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    if want("vault") {
+        eprintln!(
+            "fleet bench: vault: {} accounts on {} sites for one user, then lookups on 1 connection ...",
+            vault::SITES * vault::PER_SITE,
+            vault::SITES
+        );
+        let v = vault::run(
+            a.server,
+            pid,
+            &s.users[0].token,
+            (secs(a, 1.0, 0.5), secs(a, 6.0, 2.0)),
+            tck,
+            &mut invalid,
+        );
+        if v["failed"].is_string() {
+            failures.push(format!("vault: {}", v["failed"]));
+        }
+        out.insert("vault".into(), v);
+        peak("vault");
+    }
     if want("fleet") {
         if s.devices.is_empty() {
             out.insert(
@@ -325,7 +346,7 @@ pub fn run(a: &Args) -> Result<Value, String> {
 /// Keeps the last run, with `attempts` and the reasons the earlier ones were discarded; the
 /// last run's reasons go to `invalid`. `windows` are the keys of the measured windows in the
 /// phase's figures (`""`: the figures themselves).
-fn measured(
+pub fn measured(
     phase: &str,
     windows: &[&str],
     invalid: &mut Vec<String>,

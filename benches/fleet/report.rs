@@ -225,6 +225,82 @@ pub fn print(v: &Value) {
             "",
         );
     }
+    let va = &v["vault"];
+    if let Some(why) = va["failed"].as_str() {
+        t.row("vault", "setup failed", why.into(), "", "FAIL");
+    } else if !va.is_null() {
+        t.row(
+            "vault",
+            &format!(
+                "{} accounts on {} sites, one user: created on 16 conns",
+                va["accounts"], va["sites"]
+            ),
+            format!(
+                "{} s ({}/s)",
+                va["populate_seconds"],
+                thousands(f(&va["accounts_per_s_created"]).unwrap_or(0.0))
+            ),
+            "",
+            "",
+        );
+        for (k, second, what) in [
+            (
+                "lookup_token",
+                "lookup_token_second",
+                "prop.token (expression index)",
+            ),
+            (
+                "lookup_secret",
+                "lookup_secret_second",
+                "secret prop (blind index)",
+            ),
+        ] {
+            let p99 = f(&va[k]["p99_us"]);
+            let w = format!("{what} p50 / p99, 1 conn, first of a round");
+            t.row(
+                "vault",
+                &w,
+                lat(&va[k]),
+                "p99 ≤ 1 ms",
+                verdict(p99.map(|p| p <= 1000.0)),
+            );
+            t.row(
+                "vault",
+                &format!("{what}, second of a round"),
+                lat(&va[second]),
+                "",
+                "",
+            );
+            for key in [k, second] {
+                if let Some(b) = bad(&va[key]) {
+                    t.row("vault", &format!("{key} failures"), b, "none", "MISS");
+                }
+            }
+        }
+        let c = &va["checks"];
+        let right = c["token"] == 1
+            && c["apiKey"] == 1
+            && c["apiKey_wrong"] == 0
+            && c["expiring_7d"] == 196;
+        t.row(
+            "vault",
+            "found: token / secret / wrong secret / expiring 7d",
+            format!(
+                "{} / {} / {} / {}",
+                c["token"], c["apiKey"], c["apiKey_wrong"], c["expiring_7d"]
+            ),
+            "1 / 1 / 0 / 196",
+            if right { "ok" } else { "FAIL" },
+        );
+        t.row(
+            "vault",
+            "server CPU per lookup",
+            format!("{} µs", va["server_cpu_us_per_request"]),
+            "",
+            "",
+        );
+        cpu_rows(&mut t, "vault", va);
+    }
     let fl = &v["fleet"];
     if let Some(why) = fl["skipped"].as_str() {
         t.row("fleet", "skipped", why.into(), "", "");
@@ -345,7 +421,7 @@ pub fn print(v: &Value) {
             t.row("stats", "summary failures", b, "none", "MISS");
         }
     }
-    for phase in ["hot", "ceiling", "login", "fleet", "closed"] {
+    for phase in ["hot", "ceiling", "login", "vault", "fleet", "closed"] {
         if let Some(n) = v[phase]["attempts"].as_u64().filter(|&n| n > 1) {
             let what = "runs (earlier ones invalid, see discarded_attempts)";
             t.row(phase, what, n.to_string(), "", "");
@@ -417,13 +493,13 @@ pub fn print(v: &Value) {
     );
     // Rows added out of order (such as the unserved connections) go to their phase.
     let order = [
-        "build", "binary", "setup", "hot", "ceiling", "login", "fleet", "closed", "idle", "stats",
-        "server",
+        "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed", "idle",
+        "stats", "server",
     ];
     t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
     println!();
     t.print();
-    for phase in ["hot", "ceiling", "fleet"] {
+    for phase in ["hot", "ceiling", "vault", "fleet"] {
         for e in strs(&v[phase]["error_samples"]) {
             println!("{phase}: a request failed with {e}");
         }

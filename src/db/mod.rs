@@ -22,6 +22,7 @@ pub mod stats;
 pub mod status;
 pub mod tasks;
 pub mod users;
+pub mod vault;
 pub mod writer;
 
 use crate::config::Synchronous;
@@ -92,6 +93,14 @@ impl Db {
         )?;
         c.busy_timeout(BUSY_TIMEOUT)?;
         c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA query_only = ON;")?;
+        // Plans never depend on bound values. Without this, SQLite marks a statement with
+        // `WHERE col = ?` and an ORDER BY to be compiled again whenever that value is bound,
+        // so a cached statement was re-prepared on every use (measured: ~60 µs per vault
+        // lookup; the statements are cached to avoid exactly that).
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         c.set_prepared_statement_cache_capacity(64);
         Ok(c)
     }

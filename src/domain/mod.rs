@@ -8,7 +8,7 @@
 //! `policy` names every limit and rule; `health` is the database check and the metrics;
 //! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications.
 //! `backups`, `logs` and `stats` are what an owner keeps and reads (config backups, daemon log
-//! uploads, statistics).
+//! uploads, statistics); `vault` is the sites and accounts users rotate between (docs/vault.md).
 
 pub mod accounts;
 pub mod api_keys;
@@ -32,5 +32,6 @@ pub mod tasks;
 #[cfg(test)]
 pub mod testing;
 pub mod text;
+pub mod vault;
 
 pub use services::{Clock, Cx, Origin, Page, Paged, Services};

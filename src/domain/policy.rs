@@ -113,6 +113,39 @@ pub fn mail_backoff(base: Duration, attempt: i64, jitter: f64) -> Duration {
     let j = jitter.clamp(1.0 - MAIL_BACKOFF_JITTER, 1.0 + MAIL_BACKOFF_JITTER);
     base.mul_f64(2f64.powi(doublings) * j)
 }
+/// Vault (docs/vault.md): most sites per user.
+pub const VAULT_MAX_SITES: i64 = 1_000;
+/// Vault: most accounts per user, over all sites.
+pub const VAULT_MAX_ACCOUNTS: i64 = 50_000;
+/// Vault: most fields in a site's schema, and most props on one account.
+pub const VAULT_MAX_FIELDS: usize = 64;
+pub const VAULT_MAX_PROPS: usize = 64;
+/// Vault: largest props object of an account (plain and secret props, as JSON), in bytes.
+pub const VAULT_MAX_PROPS_BYTES: usize = 32 * 1024;
+/// Vault: longest password or secret prop, and longest username, in bytes.
+pub const VAULT_MAX_SECRET_BYTES: usize = 8 * 1024;
+pub const VAULT_MAX_USERNAME_BYTES: usize = 512;
+/// Vault: longest field regex (bytes of pattern) and the most memory its compiled form may
+/// take. The regex engine runs in linear time; these bound compile time and memory.
+pub const VAULT_MAX_REGEX: usize = 512;
+pub const VAULT_REGEX_SIZE_LIMIT: usize = 256 * 1024;
+pub const VAULT_REGEX_NEST_LIMIT: u32 = 32;
+/// Vault: most `choices` of a field.
+pub const VAULT_MAX_CHOICES: usize = 100;
+/// Vault: most fields marked `indexed` in one site, and most server-managed prop indexes in
+/// all (each is an index over every account on the server, kept on every account write).
+pub const VAULT_MAX_INDEXED_PER_SITE: usize = 8;
+pub const VAULT_MAX_PROP_INDEXES: usize = 64;
+/// Vault: a secret shorter than this many characters is masked as `••••` alone; longer ones
+/// show their last 4 characters (`••••abcd`), so a mask never shows most of a short secret.
+pub const VAULT_MASK_MIN_CHARS: usize = 12;
+/// Vault: most `prop.<field>=` conditions in one lookup, and the longest `expiring_within`.
+pub const VAULT_MAX_PROP_FILTERS: usize = 8;
+pub const VAULT_MAX_EXPIRING_WITHIN: Duration = Duration::from_secs(3650 * 86_400);
+/// Vault: how long the record of reveals is kept (the janitor deletes older rows).
+pub const VAULT_REVEAL_RETENTION: Duration = Duration::from_secs(365 * 86_400);
+/// Vault: most accounts reported by a refused `PUT /v1/sites/{key}/fields`.
+pub const VAULT_MAX_REPORTED: usize = 100;
 
 /// Name of the device Lite's `POST /auth` hands out the key of.
 pub const PRIMARY_DEVICE_NAME: &str = "default";

@@ -21,8 +21,9 @@ pub struct Services {
     pub cfg: Config,
     /// The database: `write` for the one writer, `reader()` for new read connections.
     pub db: Db,
-    /// Seals and opens stored secrets (docs/security.md "Stored secrets").
-    pub sealer: Sealer,
+    /// Seals and opens stored secrets (docs/security.md "Stored secrets"); shared so that a
+    /// write job can seal inside its transaction (the vault does).
+    pub sealer: Arc<Sealer>,
     /// Login throttling (docs/security.md "Brute force").
     pub throttle: Throttle,
     /// A PHC string of a random password: unknown accounts are verified against it, so they
@@ -47,7 +48,7 @@ impl Services {
         Services {
             cfg,
             db,
-            sealer,
+            sealer: Arc::new(sealer),
             throttle: Throttle::default(),
             dummy_hash,
             claimable: Arc::default(),

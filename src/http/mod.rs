@@ -283,8 +283,9 @@ impl Reply {
     }
 }
 
-/// Replaces the values of credential-bearing query parameters, for the access log. Names are
-/// compared after percent-decoding (`device%5Fkey` is `device_key`).
+/// Replaces the values of credential-bearing query parameters, for the access log: tokens and
+/// keys, and every vault lookup value (`prop.<name>`, which may be a secret looked up through
+/// the blind index). Names are compared after percent-decoding (`device%5Fkey` is `device_key`).
 pub fn redact_url(url: &str) -> String {
     let Some((path, query)) = url.split_once('?') else {
         return url.to_string();
@@ -306,6 +307,7 @@ pub fn redact_url(url: &str) -> String {
                 "api_key",
             ]
             .contains(&lower.as_str())
+                || lower.starts_with("prop.")
             {
                 format!("{key}=REDACTED")
             } else {
@@ -368,6 +370,10 @@ mod tests {
         assert_eq!(
             redact_url("/auth/verify?device%5Fkey=ccjk_x&Token=y"),
             "/auth/verify?device%5Fkey=REDACTED&Token=REDACTED"
+        );
+        assert_eq!(
+            redact_url("/v1/accounts?site=a&prop.apiKey=sk-1&prop%2Etoken=t"),
+            "/v1/accounts?site=a&prop.apiKey=REDACTED&prop%2Etoken=REDACTED"
         );
     }
 }

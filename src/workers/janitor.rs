@@ -1,8 +1,9 @@
 //! The janitor (docs/tasks.md "Leases", "Devices"; docs/security.md "Sessions"): every
 //! `janitor_interval` it requeues attempts whose lease expired (pending again while retries
 //! remain, else `timeout`), marks devices that stopped heartbeating `offline` (one
-//! `device_offline` message per transition) and revokes sessions idle past
-//! `CCJK_SESSION_IDLE_TTL`. It also keeps retention (README "Backups, logs and statistics"):
+//! `device_offline` message per transition), revokes sessions idle past
+//! `CCJK_SESSION_IDLE_TTL` and deletes vault reveal records past their retention. It also keeps
+//! retention (README "Backups, logs and statistics"):
 //! daemon logs older than their owner's plan `log_retention_days` are deleted, and finished
 //! tasks' stdout and stderr are cleared after `TASK_OUTPUT_RETENTION`, in write jobs of at most
 //! `RETENTION_BATCH` rows (and `RETENTION_BATCH_BYTES` of logs) so that other writes get the
@@ -12,13 +13,14 @@
 
 use crate::db::devices::{self, DeviceStatus};
 use crate::db::effects::Effect;
+use crate::db::vault::reveals;
 use crate::db::{logs, sessions, tasks};
 use crate::domain::Services;
 use crate::domain::daemon::record_transition;
 use crate::domain::lifecycle::requeue;
 use crate::domain::policy::{
     DEFAULT_HEARTBEAT_INTERVAL, ONLINE_WINDOW_INTERVALS, RETENTION_BATCH, RETENTION_BATCH_BYTES,
-    RETENTION_JOBS_PER_ROUND, TASK_OUTPUT_RETENTION,
+    RETENTION_JOBS_PER_ROUND, TASK_OUTPUT_RETENTION, VAULT_REVEAL_RETENTION,
 };
 use crate::error::ApiResult;
 use crate::time;
@@ -94,6 +96,11 @@ pub fn run_once(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<()> 
         if n > 0 {
             log::info!("janitor: revoked {n} idle session(s)");
         }
+    }
+    let cutoff = time::fmt(svc.clock.now() - VAULT_REVEAL_RETENTION);
+    if reveals::any_before(reader, &cutoff)? {
+        let n = svc.db.write(move |tx| Ok(reveals::prune(tx, &cutoff)?))?;
+        log::info!("janitor: deleted {n} vault reveal record(s) past retention");
     }
     retention(svc, reader)?;
     Ok(())

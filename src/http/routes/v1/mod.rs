@@ -10,8 +10,9 @@ mod logs;
 mod messages;
 pub(crate) mod stats;
 mod tasks;
+mod vault;
 
-use crate::http::route::{Auth, Cap, Rate, Route, delete, get, patch, post};
+use crate::http::route::{Auth, Cap, Rate, Route, delete, get, patch, post, put};
 use config as cfg;
 use devices as dev;
 use email as mail;
@@ -152,5 +153,42 @@ pub fn routes() -> Vec<Route> {
             .to("Tasks, run time, uptime and storage over a period", stats::summary),
         get("/v1/stats/device/{id}").user("stats:read")
             .to("One device's statistics over a period", stats::device),
+        // vault: sites, fields, accounts, the active account, lookups, reveals
+        get("/v1/sites").user("config:read")
+            .to("The caller's vault sites", vault::list_sites),
+        post("/v1/sites").user("config:write").created()
+            .to("Create a site (with its fields)", vault::create_site),
+        get("/v1/sites/{key}").user("config:read")
+            .to("A site and its fields", vault::get_site),
+        patch("/v1/sites/{key}").user("config:write")
+            .to("Change a site's name, login URL or device-reveal switch", vault::update_site),
+        delete("/v1/sites/{key}").user("config:write")
+            .to("Delete a site with its fields, accounts and active account", vault::delete_site),
+        get("/v1/sites/{key}/fields").user("config:read")
+            .to("A site's field schema", vault::get_fields),
+        put("/v1/sites/{key}/fields").user("config:write")
+            .to("Replace a site's fields (409 if accounts would no longer validate, unless force=true)", vault::put_fields),
+        get("/v1/sites/{key}/accounts").user("config:read")
+            .to("A site's accounts, masked unless reveal=true", vault::site_accounts),
+        post("/v1/sites/{key}/accounts").user("config:write").created()
+            .to("Add an account to a site", vault::create_account),
+        get("/v1/sites/{key}/active").user("config:read")
+            .to("A site's active account", vault::get_active),
+        put("/v1/sites/{key}/active").user("config:write")
+            .to("Make one of the site's accounts the active one", vault::set_active),
+        delete("/v1/sites/{key}/active").user("config:write")
+            .to("Clear a site's active account", vault::clear_active),
+        get("/v1/accounts").user("config:read")
+            .to("Find accounts by site, expiring_within and prop.<name>=<value>", vault::search),
+        get("/v1/accounts/{id}").user("config:read")
+            .to("An account, masked unless reveal=true", vault::get_account),
+        patch("/v1/accounts/{id}").user("config:write")
+            .to("Change an account (props are merged and checked)", vault::update_account),
+        delete("/v1/accounts/{id}").user("config:write")
+            .to("Delete an account (clears it as its site's active one)", vault::delete_account),
+        get("/v1/vault/reveals").user("config:read")
+            .to("Who was shown which account's secrets, newest first", vault::list_reveals),
+        get("/v1/daemon/vault/active").device()
+            .to("The owner's active accounts (secrets only where the site allows device reveal)", vault::daemon_active),
     ]
 }
