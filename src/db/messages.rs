@@ -17,12 +17,12 @@ pub struct NewMessage<'a> {
     pub data: Value,
 }
 
-/// Inserts a message.
-pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<()> {
+/// Inserts a message; returns its id.
+pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "INSERT INTO messages (user_id, task_id, device_id, type, title, content, data, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![m.user_id, m.task_id, m.device_id, m.kind, m.title, m.content, m.data.to_string(), time::now()])?;
-    Ok(())
+    Ok(c.last_insert_rowid())
 }

@@ -7,11 +7,13 @@
 
 use crate::db::devices::{self, BeatRow, Device, DeviceStatus, Facts};
 use crate::db::effects::Effect;
-use crate::db::messages::{self, NewMessage};
+use crate::db::Tx;
+use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskResult, TaskStatus};
 use crate::db::users;
 use crate::domain::Cx;
 use crate::domain::callers::DeviceCaller;
+use crate::domain::events::{self, NewOutput, output_delta};
 use crate::domain::lifecycle::{after_final, requeue};
 use crate::domain::output::cap_output;
 use crate::domain::policy::{self, *};
@@ -181,19 +183,17 @@ pub fn pending_count(cx: &Cx, dev: &DeviceCaller, r: &BeatReply) -> ApiResult<i6
     Ok(tasks::count_claimable(cx.reader, dev.id, dev.user_id)?)
 }
 
-/// Writes a `device_online`/`device_offline` message for device `d` going to `status`.
-pub fn record_transition(
-    c: &rusqlite::Connection,
-    d: &BeatRow,
-    status: DeviceStatus,
-) -> ApiResult<()> {
+/// Writes a `device_online`/`device_offline` message for device `d` going to `status`, and
+/// publishes the `device.online`/`device.offline` event.
+pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResult<()> {
+    events::device_status(tx, d, status);
     let (kind, word) = if status == DeviceStatus::Offline {
         ("device_offline", "offline")
     } else {
         ("device_online", "online")
     };
-    messages::insert(
-        c,
+    events::insert_message(
+        tx,
         &NewMessage {
             user_id: d.user_id,
             task_id: None,
@@ -229,6 +229,9 @@ pub fn claim(cx: &Cx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
         let got = tasks::claim(tx, did, uid, n, grace)?;
         if !got.is_empty() {
             index.claimed(did);
+        }
+        for t in &got {
+            events::task_updated(tx, t, &NewOutput::default());
         }
         if tasks::count_claimable(tx, did, uid)? == 0 {
             index.clear(did, uid);
@@ -393,6 +396,11 @@ pub fn report(cx: &Cx, dev: &DeviceCaller, id: &str, r: ResultRequest) -> ApiRes
                 tx.after_commit(Effect::CapacityFreed(dev.user_id));
                 let kept =
                     tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+                let out = NewOutput {
+                    stdout: output_delta(t.stdout.as_deref(), kept.stdout.as_deref()),
+                    stderr: output_delta(t.stderr.as_deref(), kept.stderr.as_deref()),
+                };
+                events::task_updated(tx, &kept, &out);
                 Ok(Reported::CancelledKept(kept))
             }
             TaskStatus::Completed | TaskStatus::Failed => Ok(Reported::Duplicate(t)),
@@ -438,7 +446,13 @@ pub fn progress(
         {
             return Err(not_running(&t));
         }
-        tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))
+        let now = tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+        let out = NewOutput {
+            stdout: output_delta(t.stdout.as_deref(), stdout.as_deref()),
+            stderr: output_delta(t.stderr.as_deref(), stderr.as_deref()),
+        };
+        events::task_updated(tx, &now, &out);
+        Ok(now)
     })
 }
 

@@ -5,13 +5,15 @@
 //!
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
-//! `policy` names every limit and rule; `health` is the database check and the metrics.
+//! `policy` names every limit and rule; `health` is the database check and the metrics;
+//! `events` is what each state change tells the user's event streams (docs/events.md).
 
 pub mod accounts;
 pub mod api_keys;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
+pub mod events;
 pub mod health;
 pub mod lifecycle;
 pub mod output;

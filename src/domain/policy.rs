@@ -77,6 +77,21 @@ pub const HEARTBEAT_CLAIM_LIMIT: i64 = 50;
 pub const DEFAULT_PAGE: i64 = 20;
 pub const MAX_PAGE: i64 = 200;
 
+/// Event streams (`GET /v1/events`, docs/events.md). The ping interval, the per-user stream
+/// cap and the buffer's event count are settings (`src/config.rs`); these are fixed.
+/// Recent events kept for `Last-Event-ID` resumes, over all users: at most this many bytes
+/// of them (and at most `event_buffer_frames` of them).
+pub const EVENT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Task output carried by one event (`task.updated`'s new output, `task.completed`'s tail):
+/// at most this many bytes of each stream, the end kept.
+pub const EVENT_OUTPUT_TAIL: usize = 16 * 1024;
+/// A write to an event stream that blocks longer than this (the client stopped reading and
+/// its socket buffer is full) ends that stream; the client resumes with `Last-Event-ID`.
+pub const EVENT_SLOW_WRITE: Duration = Duration::from_millis(250);
+/// The `retry:` (milliseconds) sent to a new stream: how long `EventSource` waits before it
+/// reconnects.
+pub const EVENT_RETRY_MS: u64 = 3000;
+
 /// Name of the device Lite's `POST /auth` hands out the key of.
 pub const PRIMARY_DEVICE_NAME: &str = "default";
 /// Plan of the first account on a fresh server (which is also an admin): a self-hoster is

@@ -1,7 +1,8 @@
 //! What the HTTP side shares between its threads: the domain's services, the route table and
-//! the long-poll registry, plus the shutdown flag the request loops read.
+//! the long-poll registry and the event streams, plus the shutdown flag the request loops read.
 
 use crate::domain::Services;
+use crate::http::events::EventStreams;
 use crate::http::longpoll::LongPolls;
 use crate::http::route::Table;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ pub struct App {
     pub table: Table,
     /// Parked long-polls.
     pub polls: LongPolls,
+    /// Open event streams (the channel to the events thread).
+    pub events: EventStreams,
     /// Set once shutdown has begun: request loops stop instead of treating a closed queue as
     /// a dead accept thread.
     stopping: AtomicBool,
@@ -26,6 +29,7 @@ impl App {
             svc,
             table,
             polls: LongPolls::default(),
+            events: EventStreams::default(),
             stopping: AtomicBool::new(false),
         }
     }

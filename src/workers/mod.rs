@@ -1,13 +1,15 @@
 //! One home for background work (docs/architecture.md "Background work"): the long-poll
-//! dispatcher, the heartbeat flusher and the janitor (and the place for any later chore),
+//! dispatcher, the events thread, the heartbeat flusher and the janitor (and the place for any
+//! later chore),
 //! started together, with one periodic-task helper, one stop signal and one shutdown order.
 //!
 //! Calls go one way: workers use the HTTP side (the dispatcher answers parked requests) and
 //! the domain; nothing below imports this module. `EffectRouter` is where the writer's
-//! after-commit effects go: it is the one place that knows the long-poll registry and the
-//! caches.
+//! after-commit effects go: it is the one place that knows the long-poll registry, the event
+//! streams and the caches.
 
 pub mod dispatcher;
+pub mod events;
 pub mod flusher;
 pub mod janitor;
 
@@ -95,14 +97,16 @@ pub fn periodic(
 /// The running background threads.
 pub struct Workers {
     dispatcher: Option<JoinHandle<()>>,
+    events: Option<JoinHandle<()>>,
     periodic: Vec<JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts the dispatcher, the heartbeat flusher and the janitor.
+    /// Starts the dispatcher, the events thread, the heartbeat flusher and the janitor.
     pub fn start(app: &Arc<App>, stop: &Stop) -> std::io::Result<Workers> {
         Ok(Workers {
             dispatcher: Some(dispatcher::spawn(app.clone())?),
+            events: Some(events::spawn(app.clone())?),
             periodic: vec![
                 flusher::spawn(app.svc.clone(), stop)?,
                 janitor::spawn(app.svc.clone(), stop)?,
@@ -111,13 +115,17 @@ impl Workers {
     }
 
     /// The shutdown order, once requests have stopped coming in: answer every parked poll
-    /// (closing the registry ends the dispatcher), then let the periodic workers finish their
-    /// last round (the flusher writes the last heartbeats). The stop signal must already be
-    /// set.
+    /// (closing the registry ends the dispatcher) and end every event stream (which ends the
+    /// events thread), then let the periodic workers finish their last round (the flusher
+    /// writes the last heartbeats). The stop signal must already be set.
     pub fn stop(&mut self, app: &App) {
         app.polls.close();
+        app.events.close();
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
+        }
+        if let Some(e) = self.events.take() {
+            let _ = e.join();
         }
         for t in self.periodic.drain(..) {
             let _ = t.join();
@@ -125,8 +133,8 @@ impl Workers {
     }
 }
 
-/// Sends the writer's after-commit effects where they belong: the long-poll registry and
-/// the device caches.
+/// Sends the writer's after-commit effects where they belong: the long-poll registry, the
+/// event streams and the device caches.
 pub struct EffectRouter {
     app: std::sync::Weak<App>,
 }
@@ -160,6 +168,8 @@ impl EffectSink for EffectRouter {
                     app.svc.presence.forget_row(d);
                     app.polls.wake_device(d);
                 }
+                Effect::Publish(e) => app.events.publish(e),
+                Effect::CredentialsRevoked(u) => app.events.recheck(u),
             }
         }
     }

@@ -3,7 +3,9 @@
 //! or threads, the summary the OpenAPI document shows, and the handler.
 
 mod devices;
+mod events;
 mod identity;
+mod panel;
 mod tasks;
 
 use crate::http::route::{Auth, Cap, Route, delete, get, patch, post};
@@ -93,5 +95,18 @@ pub fn routes() -> Vec<Route> {
             .to("Cancel a task", task::cancel),
         post("/v1/tasks/{id}/retry").user("task:create").created()
             .to("Queue a finished task again", task::retry),
+        // events
+        get("/v1/events").user("task:read").query_token().raw("text/event-stream")
+            .statuses(&[200])
+            .to_out("Server-Sent Events: the caller's task, device and message changes", events::stream),
+        // the web panel's login (the session token lives in an HttpOnly cookie)
+        post("/v1/panel/register").hashing().created()
+            .to_out("Create an account; the session goes into the panel's cookie", panel::register),
+        post("/v1/panel/login").hashing()
+            .to_out("Log in; the session goes into the panel's cookie", panel::login),
+        post("/v1/panel/logout").session()
+            .to_out("Revoke the panel's session and clear its cookie", panel::logout),
+        get("/v1/panel/me").session()
+            .to("The panel's user, session and CSRF token", panel::me),
     ]
 }
