@@ -5,6 +5,7 @@
 pub mod control;
 pub mod lite;
 pub mod meta;
+pub mod panel;
 pub mod poll;
 pub mod sessions;
 pub mod v1;
@@ -20,6 +21,7 @@ pub fn table() -> Table {
     routes.extend(lite::routes());
     routes.extend(sessions::routes());
     routes.extend(control::routes());
+    routes.extend(panel::routes());
     Table::new(routes)
 }
 
