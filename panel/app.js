@@ -8,7 +8,7 @@
 // from HTML strings, so nothing a user typed can become markup (and the strict CSP holds).
 "use strict";
 
-const S = { me: null, csrf: "", events: null, page: null, unread: 0 };
+const S = { me: null, csrf: "", events: null, page: null, unread: 0, features: [] };
 const SCOPES = ["user:read", "user:write", "device:read", "device:write", "task:create",
   "task:read", "task:cancel", "task:admin", "config:read", "config:write", "log:read", "stats:read"];
 const FINAL = ["completed", "failed", "cancelled", "timeout"];
@@ -82,6 +82,7 @@ async function attempt(fn) {
 function loggedIn(d) {
   S.me = d.user; S.csrf = d.csrf_token;
   $("#nav").hidden = false;
+  for (const f of ["messages", "stats"]) $('nav a[data-page="' + f + '"]').hidden = !S.features.includes(f);
   startEvents();
   refreshUnread();
 }
@@ -122,6 +123,7 @@ function showUnread() {
   b.textContent = String(S.unread); b.hidden = S.unread <= 0;
 }
 async function refreshUnread() {
+  if (!S.features.includes("messages")) return;
   try {
     const d = await api("GET", "/v1/messages?unread=true&limit=200");
     const list = d.messages || d.items || [];
@@ -140,7 +142,10 @@ async function route() {
   const page = PAGES[name] ? name : "devices";
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page);
   if (!S.me && page !== "login" && page !== "signup") {
-    try { loggedIn(await api("GET", "/v1/panel/me")); } catch (_) { loggedOut(); return; }
+    const me = await api("GET", "/v1/panel/me");
+    S.features = me.features;
+    if (!me.login) { loggedOut(); return; }
+    loggedIn(me.login);
   }
   S.page = { name: page };
   try { await PAGES[page](arg ? decodeURIComponent(arg) : undefined); } catch (e) {
@@ -155,7 +160,12 @@ function authForm(title, id, fields, submit, alt) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     err.textContent = "";
-    try { loggedIn(await submit()); location.hash = "#/devices"; } catch (e) { err.textContent = e.message; }
+    try {
+      const login = await submit();
+      S.features = (await api("GET", "/v1/panel/me")).features;
+      loggedIn(login);
+      location.hash = "#/devices";
+    } catch (e) { err.textContent = e.message; }
   });
   mount(el("section", { class: "card narrow" }, el("h1", {}, title), form, alt));
 }
@@ -399,11 +409,8 @@ async function messagesPage() {
       if (await attempt(() => api("POST", "/v1/messages/read-all"))) { S.unread = 0; showUnread(); load(); }
     } }, "Mark all read")), note, el("div", { class: "scroll" }, el("table", {}, body)));
   async function load() {
-    let d;
-    try { d = await api("GET", "/v1/messages?limit=100"); } catch (e) {
-      if (e.status === 404) { note.textContent = "Messages are not available on this server yet."; return; }
-      throw e;
-    }
+    if (!S.features.includes("messages")) { note.textContent = "Messages are not available on this server yet."; return; }
+    const d = await api("GET", "/v1/messages?limit=100");
     const list = d.messages || [];
     body.replaceChildren(...list.map((m) => el("tr", { class: m.read_at ? "" : "unread" },
       el("td", {}, m.title, m.content ? el("div", { class: "muted" }, m.content) : null),
@@ -434,11 +441,8 @@ async function statsPage() {
     el("section", { class: "card" }, el("h2", {}, "Tasks per day"), tasksChart),
     el("section", { class: "card" }, el("h2", {}, "Uptime per device (hours)"), uptimeChart));
   async function load() {
-    let s;
-    try { s = await api("GET", "/v1/stats/summary?period=" + period.value); } catch (e) {
-      if (e.status === 404) { note.textContent = "Statistics are not available on this server yet."; return; }
-      throw e;
-    }
+    if (!S.features.includes("stats")) { note.textContent = "Statistics are not available on this server yet."; return; }
+    const s = await api("GET", "/v1/stats/summary?period=" + period.value);
     facts.replaceChildren(
       el("dt", {}, "Completed"), el("dd", {}, String(s.tasks_completed)),
       el("dt", {}, "Failed"), el("dd", {}, String(s.tasks_failed)),

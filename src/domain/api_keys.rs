@@ -2,8 +2,8 @@
 //! Only a session may manage keys, so a narrow key can never mint a wider one.
 
 use crate::crypto::{self, API_KEY_PREFIX, sha256};
-use crate::db::effects::Effect;
 use crate::db::api_keys::{self, ApiKey};
+use crate::db::effects::Effect;
 use crate::domain::callers::{SCOPES, UserCaller};
 use crate::domain::text;
 use crate::domain::{Cx, Page, Paged};

@@ -5,9 +5,9 @@
 //! A device caller only ever touches its own tasks: the task must belong to the device's owner
 //! and be for this device (or for any device) and be held by it; anything else is 404.
 
+use crate::db::Tx;
 use crate::db::devices::{self, BeatRow, Device, DeviceStatus, Facts};
 use crate::db::effects::Effect;
-use crate::db::Tx;
 use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskResult, TaskStatus};
 use crate::db::users;

@@ -87,7 +87,10 @@ mod tests {
         );
         cfg.public_url = Some("HTTPS://ccjk.example.com".into());
         let s = set(&cfg, None);
-        assert!(s.starts_with("__Host-ccjk_session=; Path=/; Max-Age=0;"), "{s}");
+        assert!(
+            s.starts_with("__Host-ccjk_session=; Path=/; Max-Age=0;"),
+            "{s}"
+        );
         assert!(s.ends_with("; Secure"), "{s}");
     }
 
@@ -101,7 +104,12 @@ mod tests {
             vec![],
         );
         assert_eq!(token(&r, &cfg), Some("ccs_tok"));
-        let r = Req::new("GET", "/", vec![("cookie", "xccjk_session=1".into())], vec![]);
+        let r = Req::new(
+            "GET",
+            "/",
+            vec![("cookie", "xccjk_session=1".into())],
+            vec![],
+        );
         assert_eq!(token(&r, &cfg), None);
     }
 

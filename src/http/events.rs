@@ -88,7 +88,8 @@ impl EventStreams {
         let n = c.entry(user_id).or_default();
         if *n >= cap {
             let mut e = ApiError::rate_limited(5);
-            e.message = format!("At most {cap} event streams may be open per user; close one first");
+            e.message =
+                format!("At most {cap} event streams may be open per user; close one first");
             return Err(e);
         }
         *n += 1;

@@ -210,7 +210,10 @@ mod tests {
         // user 1 has 1, 3, 5; user 2 has 2, 4, 6
         let r = log.resume(1, Some("e-1"));
         assert_eq!((seqs(&r), r.lost.is_none(), r.upto), (vec![3, 5], true, 6));
-        assert!(log.resume(2, None).replay.is_empty(), "fresh streams start now");
+        assert!(
+            log.resume(2, None).replay.is_empty(),
+            "fresh streams start now"
+        );
         assert_eq!(log.resume(2, None).upto, 6);
     }
 

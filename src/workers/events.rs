@@ -165,9 +165,7 @@ impl Hub {
         let started = w
             .write_all(head(&info, chunked).as_bytes())
             .and_then(|_| w.flush());
-        let resume = self
-            .log
-            .resume(spec.user_id, spec.last_event_id.as_deref());
+        let resume = self.log.resume(spec.user_id, spec.last_event_id.as_deref());
         let mut s = Stream {
             user_id: spec.user_id,
             w,
@@ -178,7 +176,8 @@ impl Hub {
             info,
             bytes: 0,
         };
-        let mut sent = started.and_then(|_| s.send(format!("retry: {EVENT_RETRY_MS}\n\n").as_bytes()));
+        let mut sent =
+            started.and_then(|_| s.send(format!("retry: {EVENT_RETRY_MS}\n\n").as_bytes()));
         if let Some(lost) = &resume.lost {
             sent = sent.and_then(|_| s.send(lost));
         }

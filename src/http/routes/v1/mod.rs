@@ -106,7 +106,7 @@ pub fn routes() -> Vec<Route> {
             .to_out("Log in; the session goes into the panel's cookie", panel::login),
         post("/v1/panel/logout").session()
             .to_out("Revoke the panel's session and clear its cookie", panel::logout),
-        get("/v1/panel/me").session()
-            .to("The panel's user, session and CSRF token", panel::me),
+        get("/v1/panel/me")
+            .to("The panel's login (user, session, CSRF token) and this server's features", panel::me),
     ]
 }

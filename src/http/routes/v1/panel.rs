@@ -6,10 +6,11 @@
 use super::identity::RegisterBody;
 use crate::db::users::User;
 use crate::domain::accounts::{self, LoginInput, NewSession};
+use crate::domain::callers::Caller;
 use crate::domain::sessions;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cookie;
-use crate::http::route::{Call, Json, Out, presented};
+use crate::http::route::{Auth, Call, Json, Out, Sources, authenticate_with, presented};
 use crate::http::views::{SessionView, UserView};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -71,22 +72,47 @@ pub fn logout(call: &Call, _: ()) -> ApiResult<Out<LoggedOut>> {
     Ok(with_cookie(call, 200, &data, None))
 }
 
-/// `GET /v1/panel/me`: the logged-in user, the session and its CSRF token (401 when the
-/// cookie is missing or its session is over: the panel then shows its login page).
-pub fn me(call: &Call, _: ()) -> ApiResult<PanelSession> {
-    let u = call.user()?;
-    let sources = call
-        .app
-        .table
-        .get(call.req.route.unwrap_or(usize::MAX))
-        .map(|r| r.sources)
-        .unwrap_or_default();
-    let (token, _) = presented(call.req, call.cx.cfg(), sources)
-        .ok_or_else(|| ApiError::unauthorized("Missing credentials"))?;
-    let s = sessions::get(&call.cx, u, u.session()?)?;
-    Ok(PanelSession {
-        user: (&*u.user).into(),
-        session: (&s).into(),
-        csrf_token: cookie::csrf(token),
-    })
+/// Whether the panel is logged in, and what this server offers.
+#[derive(Serialize, JsonSchema)]
+pub struct PanelMe {
+    /// `null` when the request carries no live session (the panel shows its login page).
+    pub login: Option<PanelSession>,
+    /// Optional areas whose routes this server has (`messages`, `stats`), so the panel shows
+    /// only pages that work.
+    pub features: Vec<&'static str>,
+}
+
+/// `GET /v1/panel/me`: the logged-in user, the session and its CSRF token, or `login: null`
+/// (a 200 either way: a panel opened while logged out is not an error).
+pub fn me(call: &Call, _: ()) -> ApiResult<PanelMe> {
+    let sources = Sources {
+        query: false,
+        cookie: true,
+    };
+    let login = match authenticate_with(Auth::Session, sources, &call.cx, call.req) {
+        Ok(Some(Caller::User(u))) => {
+            let (token, _) = presented(call.req, call.cx.cfg(), sources)
+                .ok_or_else(|| ApiError::unauthorized("Missing credentials"))?;
+            let s = sessions::get(&call.cx, &u, u.session()?)?;
+            Some(PanelSession {
+                user: (&*u.user).into(),
+                session: (&s).into(),
+                csrf_token: cookie::csrf(token),
+            })
+        }
+        _ => None,
+    };
+    let has = |prefix: &str| {
+        call.app
+            .table
+            .routes()
+            .iter()
+            .any(|r| r.path.starts_with(prefix))
+    };
+    let features = [("messages", "/v1/messages"), ("stats", "/v1/stats/")]
+        .into_iter()
+        .filter(|(_, p)| has(p))
+        .map(|(f, _)| f)
+        .collect();
+    Ok(PanelMe { login, features })
 }
