@@ -13,6 +13,7 @@ mod events;
 mod lifecycle;
 mod limits;
 mod nginx;
+mod panel_browser;
 mod panel_cookie;
 mod presence;
 mod queue_concurrency;
