@@ -225,7 +225,7 @@ mod tests {
         }
         // 1, 2, 3 were evicted.
         let r = log.resume(1, Some("e-1"));
-        let lost = String::from_utf8(r.lost.expect("a gap")).expect("utf-8");
+        let lost = String::from_utf8(r.lost.clone().expect("a gap")).expect("utf-8");
         assert!(lost.starts_with("id: e-3\nevent: events.lost\n"), "{lost}");
         assert!(lost.contains("\"reason\":\"buffer\""), "{lost}");
         assert_eq!(seqs(&r), vec![4, 5, 6]);
