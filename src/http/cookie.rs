@@ -1,4 +1,4 @@
-//! The web panel's login cookie and its CSRF token (docs/security.md "Panel cookie").
+//! The web panel's login cookie and its CSRF token (README "Web panel").
 //!
 //! The panel logs in through `POST /v1/panel/login`, which puts the session token in an
 //! `HttpOnly`, `SameSite=Strict` cookie (`Secure`, and named `__Host-ccjk_session`, when

@@ -1,4 +1,4 @@
-//! The web panel's login cookie (docs/security.md "Panel cookie"): `HttpOnly`,
+//! The web panel's login cookie (README "Web panel"): `HttpOnly`,
 //! `SameSite=Strict`, `Secure` over https; accepted on `/v1` user routes, refused on a
 //! state-changing request without the session's CSRF token, never accepted elsewhere; and the
 //! panel's page and assets with their Content-Security-Policy.

@@ -1,5 +1,4 @@
-//! `/v1/panel/*`: sign-up, login and logout for the web panel (docs/security.md "Panel
-//! cookie"). They do what `/v1/auth/{register,login,logout}` do, but the session token goes
+//! `/v1/panel/*`: sign-up, login and logout for the web panel (README "Web panel"). They do what `/v1/auth/{register,login,logout}` do, but the session token goes
 //! into the `HttpOnly` login cookie instead of the body: the panel's scripts get the user and
 //! the session's CSRF token, never a credential.
 
