@@ -85,9 +85,10 @@ pub const EVENT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Task output carried by one event (`task.updated`'s new output, `task.completed`'s tail):
 /// at most this many bytes of each stream, the end kept.
 pub const EVENT_OUTPUT_TAIL: usize = 16 * 1024;
-/// A write to an event stream that blocks longer than this (the client stopped reading and
-/// its socket buffer is full) ends that stream; the client resumes with `Last-Event-ID`.
-pub const EVENT_SLOW_WRITE: Duration = Duration::from_millis(250);
+/// A flush of an event stream that blocks longer than this (the client stopped reading and
+/// its socket buffer is full) ends that stream; the client resumes with `Last-Event-ID`. Long
+/// enough that a busy core's scheduling delays never pass for a stalled client.
+pub const EVENT_SLOW_WRITE: Duration = Duration::from_secs(1);
 /// The `retry:` (milliseconds) sent to a new stream: how long `EventSource` waits before it
 /// reconnects.
 pub const EVENT_RETRY_MS: u64 = 3000;

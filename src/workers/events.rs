@@ -8,9 +8,11 @@
 //! stream gets its response head (chunked framing, since tiny_http buffers responses built from
 //! a `Read`), a `retry:` hint and whatever its `Last-Event-ID` missed; a re-check ends the
 //! user's streams whose credential no longer authenticates. Every `event_ping` it writes a
-//! comment ping to every stream and re-checks every credential. Each frame is one chunk,
-//! flushed at once. A stream whose write fails, or blocks longer than `EVENT_SLOW_WRITE` (a
-//! client that stopped reading), is ended; its client resumes with `Last-Event-ID`.
+//! comment ping to every stream and re-checks every credential. Each frame is one chunk; the
+//! streams written to are flushed as soon as the channel has nothing more waiting (so a burst
+//! of events costs each stream one write system call, and a lone event is flushed at once). A
+//! stream whose write fails, or whose flush blocks longer than `EVENT_SLOW_WRITE` (a client
+//! that stopped reading), is ended; its client resumes with `Last-Event-ID`.
 
 use crate::crypto::random_bytes;
 use crate::db::effects::EventKind;
@@ -40,13 +42,13 @@ struct Stream {
     upto: u64,
     info: AccessInfo,
     bytes: usize,
+    /// Written since the last flush.
+    dirty: bool,
 }
 
 impl Stream {
-    /// Writes `data` as one chunk and flushes. Errors: the client is gone, or the write blocked
-    /// past `EVENT_SLOW_WRITE`.
+    /// Writes `data` as one chunk (not yet flushed). Errors: the client is gone.
     fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let t0 = Instant::now();
         if self.chunked {
             write!(self.w, "{:x}\r\n", data.len())?;
             self.w.write_all(data)?;
@@ -54,8 +56,20 @@ impl Stream {
         } else {
             self.w.write_all(data)?;
         }
-        self.w.flush()?;
         self.bytes += data.len();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Flushes what `send` wrote. Errors: the client is gone, or the flush blocked past
+    /// `EVENT_SLOW_WRITE` (its socket buffer was full: the client stopped reading).
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.dirty = false;
+        let t0 = Instant::now();
+        self.w.flush()?;
         if t0.elapsed() > EVENT_SLOW_WRITE {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -74,7 +88,14 @@ impl Stream {
 struct Hub {
     log: EventLog,
     streams: HashMap<i64, Vec<Stream>>,
+    /// Users whose streams were written to since the last flush.
+    dirty: Vec<i64>,
 }
+
+/// Commands handled before the streams written to are flushed: under a burst of events (a
+/// batch, a busy writer) each stream gets one flush, and so one write system call, for all of
+/// them; alone, an event is flushed at once.
+const BATCH: usize = 256;
 
 /// Starts the events thread. It ends when the streams are closed (shutdown).
 pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
@@ -95,28 +116,44 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
             let mut hub = Hub {
                 log: EventLog::new(epoch, cfg.event_buffer_frames, EVENT_BUFFER_BYTES),
                 streams: HashMap::new(),
+                dirty: Vec::new(),
             };
             let every = cfg.event_ping;
             let mut next_ping = Instant::now() + every;
             loop {
                 let wait = next_ping.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(wait) {
-                    Ok(Cmd::Event(e)) => {
-                        let f = hub.log.push(&e);
-                        hub.deliver(&app, &f);
-                    }
-                    Ok(Cmd::Open(o)) => hub.open(&app, *o),
-                    Ok(Cmd::Recheck(user)) => hub.recheck(&app, &cx, Some(user)),
-                    Ok(Cmd::Close) | Err(RecvTimeoutError::Disconnected) => {
+                let mut cmd = rx.recv_timeout(wait);
+                for _ in 0..BATCH {
+                    if matches!(cmd, Ok(Cmd::Close) | Err(RecvTimeoutError::Disconnected)) {
+                        hub.flush(&app);
                         hub.close_all(&app);
                         return;
                     }
-                    Err(RecvTimeoutError::Timeout) => {
-                        hub.recheck(&app, &cx, None);
-                        hub.ping(&app);
-                        next_ping = Instant::now() + every;
+                    // A bug in one command must not end every stream for good: log it, go on.
+                    let step =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cmd {
+                            Ok(Cmd::Event(e)) => {
+                                let f = hub.log.push(&e);
+                                hub.deliver(&app, &f);
+                            }
+                            Ok(Cmd::Open(o)) => hub.open(&app, *o),
+                            Ok(Cmd::Recheck(user)) => hub.recheck(&app, &cx, Some(user)),
+                            Ok(Cmd::Close) | Err(RecvTimeoutError::Disconnected) => {}
+                            Err(RecvTimeoutError::Timeout) => {
+                                hub.recheck(&app, &cx, None);
+                                hub.ping(&app);
+                                next_ping = Instant::now() + every;
+                            }
+                        }));
+                    if let Err(p) = step {
+                        log::error!("events thread: {}", crate::db::panic_text(&p));
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => cmd = Ok(next),
+                        Err(_) => break,
                     }
                 }
+                hub.flush(&app);
             }
         })
 }
@@ -148,13 +185,32 @@ impl Hub {
                 continue;
             }
             s.upto = f.seq;
-            if s.hears(f)
-                && let Err(e) = s.send(&f.bytes)
-            {
-                gone.push((i, Some(e)));
+            if s.hears(f) {
+                match s.send(&f.bytes) {
+                    Ok(()) => {}
+                    Err(e) => gone.push((i, Some(e))),
+                }
             }
         }
+        if !self.dirty.contains(&f.user_id) {
+            self.dirty.push(f.user_id);
+        }
         self.drop_streams(app, f.user_id, gone);
+    }
+
+    /// Flushes every stream written to since the last flush.
+    fn flush(&mut self, app: &App) {
+        for u in std::mem::take(&mut self.dirty) {
+            let mut gone = Vec::new();
+            if let Some(list) = self.streams.get_mut(&u) {
+                for (i, s) in list.iter_mut().enumerate() {
+                    if let Err(e) = s.flush() {
+                        gone.push((i, Some(e)));
+                    }
+                }
+            }
+            self.drop_streams(app, u, gone);
+        }
     }
 
     /// Starts a stream: head, `retry:`, then `events.lost` and the missed frames of a resume.
@@ -175,6 +231,7 @@ impl Hub {
             upto: resume.upto,
             info,
             bytes: 0,
+            dirty: false,
         };
         let mut sent =
             started.and_then(|_| s.send(format!("retry: {EVENT_RETRY_MS}\n\n").as_bytes()));
@@ -186,6 +243,7 @@ impl Hub {
                 sent = sent.and_then(|_| s.send(&f.bytes));
             }
         }
+        sent = sent.and_then(|_| s.flush());
         match sent {
             Ok(()) => self.streams.entry(s.user_id).or_default().push(s),
             Err(e) => end(app, s, Some(e)),
@@ -224,7 +282,7 @@ impl Hub {
             let mut gone = Vec::new();
             if let Some(list) = self.streams.get_mut(&u) {
                 for (i, s) in list.iter_mut().enumerate() {
-                    if let Err(e) = s.send(b": ping\n\n") {
+                    if let Err(e) = s.send(b": ping\n\n").and_then(|_| s.flush()) {
                         gone.push((i, Some(e)));
                     }
                 }

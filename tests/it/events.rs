@@ -451,3 +451,58 @@ fn scopes_and_credentials_of_a_stream() {
         }
     });
 }
+
+#[test]
+fn the_janitors_changes_are_events_too() {
+    let s = TestServer::start_with(|c| {
+        c.janitor_interval = Duration::from_millis(200);
+        c.lease_grace = Duration::ZERO;
+    });
+    let (token, _, _) = s.register("janitor@example.com");
+    let (dev, key) = new_device(&s, &token, "silent");
+    let mut es = stream(&s, &token);
+    heartbeat(&s, &key, json!({"status": "online", "current_tasks": []}));
+    es.expect("device.online");
+    es.expect("message.new");
+    // An expired lease with no retries left: the janitor times the task out.
+    let r = s.post_json(
+        "/v1/tasks",
+        Some(&token),
+        json!({"device_id": dev, "command": "hang", "timeout": 1000, "max_retries": 0}),
+    );
+    let id = assert_v1_ok(&r, 201)["task_id"].clone();
+    es.expect("task.created");
+    pending(&s, &key, "limit=1");
+    es.expect("task.updated");
+    let e = es
+        .next_within(Duration::from_secs(5))
+        .expect("the janitor's timeout");
+    assert_eq!(
+        (
+            e.event.as_str(),
+            &e.payload()["task_id"],
+            &e.payload()["status"]
+        ),
+        ("task.completed", &id, &json!("timeout"))
+    );
+    assert_eq!(
+        es.expect("message.new").payload()["type"],
+        json!("task_failed")
+    );
+    // A device whose last heartbeat is long past: the janitor marks it offline.
+    let db = ccjk_cloud::db::Db::open(&s.db_path(), ccjk_cloud::config::Synchronous::Full)
+        .expect("open db");
+    db.write(|tx| {
+        Ok(tx.execute(
+            "UPDATE devices SET last_heartbeat_at = '2000-01-01T00:00:00.000Z'",
+            [],
+        )?)
+    })
+    .expect("age the heartbeat");
+    let off = es.expect("device.offline");
+    assert_eq!(off.payload()["device_id"], json!(dev));
+    assert_eq!(
+        es.expect("message.new").payload()["type"],
+        json!("device_offline")
+    );
+}

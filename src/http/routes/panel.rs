@@ -51,7 +51,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         get("/").raw("text/html; charset=utf-8")
             .to_out("The web panel", index),
-        get("/assets/{name}").raw("text/javascript, text/css or text/plain")
+        get("/assets/{name}").raw("text/*")
             .to_out("The web panel's scripts, styles and vendored chart library", asset),
     ]
 }
