@@ -272,6 +272,22 @@ fn a_new_user_runs_echo_hello_from_the_panel() {
         assert_eq!(same.expect("read mark"), Value::Bool(true), "no reload");
         shoot(&c, "task", &mut problems).await;
 
+        // Retry makes a new task (its page opens, pending); cancel it from there.
+        click(&c, "#task-retry").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let u = c.current_url().await.expect("url");
+            let frag = u.fragment().unwrap_or("");
+            if frag.starts_with("/task/") && !frag.ends_with(id.as_str()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no new task page: {u}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        wait_text(&c, "#task-status", |t| t == "pending").await;
+        click(&c, "#task-cancel").await;
+        wait_text(&c, "#task-status", |t| t == "cancelled").await;
+
         // The other pages.
         visit(
             &c,
