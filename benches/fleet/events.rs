@@ -3,10 +3,11 @@
 //! 1. Memory: the server's RSS just before opening 1,000 `GET /v1/events` streams (all of one
 //!    user, so that every event goes to all of them; the bench raises
 //!    `CCJK_EVENT_STREAMS_PER_USER` for this) and with them open.
-//! 2. Fan-out latency: a daemon of that user reports task results at a steady rate; for each,
-//!    the time from sending the result (an upper bound of its commit) to its `task.completed`
-//!    arriving on each stream. Per result, the last of the 1,000 arrivals ("on all streams");
-//!    the p99 is over results.
+//! 2. Fan-out latency: a daemon of that user reports task results at a steady rate (each task
+//!    created and claimed half a period before its result, so that their events have gone
+//!    out); for each result, the time from sending it (an upper bound of its commit) to its
+//!    `task.completed` arriving on each stream. Per result, the last of the 1,000 arrivals
+//!    ("on all streams"); the p99 is over results.
 //! 3. With 100 streams open (10 per user, so every fleet task's events go to 10 streams) the
 //!    fleet phase runs again, to compare its server CPU with the plain fleet run's.
 //!
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ struct Stream {
     sock: TcpStream,
     reader: JoinHandle<HashMap<String, Instant>>,
 }
+
+/// `task.completed` arrivals over all streams, to know when the last ones are in.
+static ARRIVALS: AtomicU64 = AtomicU64::new(0);
 
 /// Opens a stream with `token`; `None` if the head did not come within 5 s.
 fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> {
@@ -81,6 +85,7 @@ fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> 
                     let rest = &line[i + 11..];
                     if let Some(end) = rest.find('"') {
                         got.insert(rest[..end].to_string(), at);
+                        ARRIVALS.fetch_add(1, Relaxed);
                     }
                 }
             }
@@ -90,14 +95,34 @@ fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> 
     Some(Stream { sock: s, reader })
 }
 
-/// Opens `n` streams for `token` (in batches, retrying a connection left unserved).
-fn open_many(addr: SocketAddr, tokens: &[String], n: usize, stop: &Arc<AtomicBool>) -> Vec<Stream> {
-    let mut out = Vec::with_capacity(n);
-    let mut failures = 0;
-    while out.len() < n && failures < 50 {
-        match open(addr, &tokens[out.len() % tokens.len()], stop.clone()) {
-            Some(s) => out.push(s),
-            None => failures += 1,
+/// Opens `n` streams for each of `tokens`, retrying a refusal (a place under the per-user cap
+/// is freed only once the server has noticed that an earlier stream closed) until `within`.
+fn open_many(
+    addr: SocketAddr,
+    tokens: &[String],
+    n: usize,
+    stop: &Arc<AtomicBool>,
+    within: Duration,
+) -> Vec<Stream> {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::with_capacity(n * tokens.len());
+    let mut open_per: Vec<usize> = vec![0; tokens.len()];
+    while Instant::now() < deadline && open_per.iter().any(|&k| k < n) {
+        let mut progress = false;
+        for (i, t) in tokens.iter().enumerate() {
+            while open_per[i] < n {
+                match open(addr, t, stop.clone()) {
+                    Some(s) => {
+                        out.push(s);
+                        open_per[i] += 1;
+                        progress = true;
+                    }
+                    None => break,
+                }
+            }
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
     out
@@ -145,7 +170,13 @@ pub fn run(
     let before = procfs::mem(pid).unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let t_open = Instant::now();
-    let streams = open_many(addr, std::slice::from_ref(&user.token), p.streams, &stop);
+    let streams = open_many(
+        addr,
+        std::slice::from_ref(&user.token),
+        p.streams,
+        &stop,
+        Duration::from_secs(30),
+    );
     let open_secs = t_open.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(1));
     let with = procfs::mem(pid).unwrap_or_default();
@@ -160,13 +191,14 @@ pub fn run(
     ));
     let poll = client::get("/v1/daemon/tasks/pending?limit=1", Some(&dev.key));
     let mut sent: Vec<(String, Instant)> = Vec::with_capacity(p.results);
+    let arrivals0 = ARRIVALS.load(Relaxed);
     let mut errors = 0u64;
     let every = Duration::from_secs_f64(1.0 / p.results_per_s);
     let start = Instant::now() + Duration::from_millis(200);
     let mut pacer = Pacer::new(start, every);
     let snap0 = Snap::take(pid);
     for _ in 0..p.results {
-        pacer.wait();
+        let tick = pacer.wait();
         let body = json!({"device_id": dev.id, "command": "echo events"}).to_string();
         if c.request(&client::post("/v1/tasks", Some(&user.token), &body))
             .ok()
@@ -186,6 +218,9 @@ pub fn run(
             errors += 1;
             continue;
         };
+        // Half a period later, when the task's created and claimed events have gone out: the
+        // result's event is then timed alone.
+        std::thread::sleep((tick + every / 2).saturating_duration_since(Instant::now()));
         let req = client::post(
             &format!("/v1/daemon/tasks/{id}/result"),
             Some(&dev.key),
@@ -198,8 +233,12 @@ pub fn run(
         }
         sent.push((id, t0));
     }
-    // Let the last events arrive.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the last events arrive (on a busy machine they may queue), at most 10 s.
+    let want = arrivals0 + (sent.len() * streams.len()) as u64;
+    let drain = Instant::now();
+    while ARRIVALS.load(Relaxed) < want && drain.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let snap1 = Snap::take(pid);
     let after = procfs::mem(pid).unwrap_or_default();
     let seen = close(streams, &stop);
@@ -239,8 +278,14 @@ pub fn run(
     settle(pid);
     let stop2 = Arc::new(AtomicBool::new(false));
     let tokens: Vec<String> = setup.users.iter().map(|u| u.token.clone()).collect();
-    let n = p.fleet_streams_per_user * tokens.len();
-    let few = open_many(addr, &tokens, n, &stop2);
+    // The server notices the 1,000 closed streams at its next ping (15 s) at the latest.
+    let few = open_many(
+        addr,
+        &tokens,
+        p.fleet_streams_per_user,
+        &stop2,
+        Duration::from_secs(20),
+    );
     let few_open = few.len();
     let fleet_v = fleet::run(addr, pid, setup, fleet_p, tck);
     close(few, &stop2);

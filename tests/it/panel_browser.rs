@@ -204,7 +204,8 @@ fn a_new_user_runs_echo_hello_from_the_panel() {
         );
         let page = c
             .execute(
-                "const p = window.ccjkProblems; window.ccjkProblems = []; return p;",
+                "const p = window.ccjkProblems; window.ccjkProblems = [];\n\
+                 document.getElementById('toast').hidden = true; return p;",
                 vec![],
             )
             .await
