@@ -405,7 +405,7 @@ async function messagesPage() {
   const body = el("tbody", { id: "messages" });
   const note = el("p", { class: "muted" });
   mount(el("h1", {}, "Messages"), el("div", { class: "actions" },
-    el("button", { type: "button", onclick: async () => {
+    el("button", { type: "button", id: "read-all", onclick: async () => {
       if (await attempt(() => api("POST", "/v1/messages/read-all"))) { S.unread = 0; showUnread(); load(); }
     } }, "Mark all read")), note, el("div", { class: "scroll" }, el("table", {}, body)));
   async function load() {

@@ -1,6 +1,6 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
-//! reset-password`, `device create`.
+//! reset-password`, `device create`, `email test TO`, `outbox [list|retry ID]`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -26,6 +26,8 @@ pub enum Command {
     OpenApi,
     User(Config, Vec<String>),
     Device(Config, Vec<String>),
+    Email(Config, Vec<String>),
+    Outbox(Config, Vec<String>),
     Help,
     Version,
 }
@@ -47,6 +49,9 @@ USAGE:
   ccjk-cloud user disable EMAIL      (and: user enable EMAIL)
   ccjk-cloud user reset-password EMAIL [--password PW]
   ccjk-cloud device create --user EMAIL --name NAME   (prints the device key)
+  ccjk-cloud email test TO           send a test mail through the configured relay now
+  ccjk-cloud outbox [list]           the newest 50 mails of the outbox and their state
+  ccjk-cloud outbox retry ID         queue a failed or unsent mail again
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -104,6 +109,8 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
         "openapi" => Command::OpenApi,
         "user" => Command::User(cfg, rest),
         "device" => Command::Device(cfg, rest),
+        "email" => Command::Email(cfg, rest),
+        "outbox" => Command::Outbox(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }
@@ -318,5 +325,95 @@ pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
     let (d, key) = devices::create(&cx, user.id, &name).map_err(|e| e.message)?;
     println!("device {} ({}) for {}", d.uuid, d.name, user.email);
     println!("device key: {key}");
+    Ok(())
+}
+
+/// `email test TO`: sends a test mail through the configured relay at once (not through the
+/// outbox) and prints the relay's answer. Errors: no relay configured, or the relay refused.
+pub fn email(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let [sub, to] = args else {
+        return Err("usage: ccjk-cloud email test TO".into());
+    };
+    if sub != "test" {
+        return Err("usage: ccjk-cloud email test TO".into());
+    }
+    let to = crate::domain::text::email(to).map_err(|_| format!("{to:?} is not an address"))?;
+    let relay = crate::relay::Relay::new(&cfg.mail)
+        .ok_or("no relay is configured: set CCJK_EMAIL_PROVIDER and its settings")?;
+    let mail = crate::relay::Email {
+        to: to.clone(),
+        subject: "ccjk-cloud test mail".into(),
+        text: format!(
+            "This is a test mail from ccjk-cloud to {to}, sent with `ccjk-cloud email test`.\n"
+        ),
+        html: None,
+        in_reply_to: None,
+        idempotency_key: format!("ccjk-test-{}", uuid::Uuid::new_v4()),
+    };
+    let call = relay.request(&mail);
+    println!("POST {} ({})", call.url, relay.name());
+    match relay.send(&mail) {
+        crate::relay::Delivery::Sent { provider_id } => {
+            println!(
+                "sent; provider message id: {}",
+                provider_id.as_deref().unwrap_or("(none given)")
+            );
+            Ok(())
+        }
+        crate::relay::Delivery::Retry { error, retry_after } => Err(format!(
+            "not sent (the mailer would retry{}): {error}",
+            retry_after.map_or(String::new(), |r| format!(" after {}s", r.as_secs()))
+        )),
+        crate::relay::Delivery::Failed { error } => Err(format!("refused: {error}")),
+    }
+}
+
+/// `outbox [list]` and `outbox retry ID`: the newest mails, or queue one again (a running
+/// server's mailer picks it up within 15 s).
+pub fn outbox(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    match args {
+        [] => outbox_list(&db),
+        [l] if l == "list" => outbox_list(&db),
+        [r, id] if r == "retry" => {
+            let id: i64 = id.parse().map_err(|_| format!("{id:?} is not a mail id"))?;
+            let done = db
+                .write(move |tx| Ok(crate::db::outbox::requeue(tx, id)?))
+                .map_err(|e| e.message)?;
+            if done {
+                println!("mail #{id} queued again");
+                Ok(())
+            } else {
+                Err(format!("no mail #{id}, or it was already sent"))
+            }
+        }
+        _ => Err("usage: ccjk-cloud outbox [list | retry ID]".into()),
+    }
+}
+
+fn outbox_list(db: &Db) -> Result<(), String> {
+    let reader = db.reader().map_err(|e| e.to_string())?;
+    let rows = crate::db::outbox::list_recent(&reader, 50).map_err(|e| e.to_string())?;
+    println!(
+        "{:>6}  {:<7} {:>3}  {:<24} {:<28} {:<32} last error / provider id",
+        "id", "status", "try", "created_at", "to", "subject"
+    );
+    for m in rows {
+        let subject: String = m.subject.chars().take(32).collect();
+        let note = match m.status.as_str() {
+            "sent" => m.provider_message_id.clone().unwrap_or_default(),
+            _ => m
+                .last_error
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect(),
+        };
+        println!(
+            "{:>6}  {:<7} {:>3}  {:<24} {:<28} {:<32} {}",
+            m.id, m.status, m.attempts, m.created_at, m.to, subject, note
+        );
+    }
     Ok(())
 }

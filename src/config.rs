@@ -1,10 +1,13 @@
-//! Every setting of the server, its default and its `CCJK_*` variable (SPEC §3).
+//! Every setting of the server, its default and its `CCJK_*` variable (README "Configuration").
 //!
 //! `Config::default()` is the one place defaults live; `Config::from_env()` reads the
 //! environment once at start-up and `validate()` reports every problem together. Nothing else in
 //! the crate reads the environment, so tests build a `Config` by hand and run several servers
 //! with different settings in one process.
 
+mod mail;
+
+pub use mail::{MailConfig, Provider};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,7 +79,7 @@ pub struct Config {
     pub max_log_upload: usize,
     /// `CCJK_MAX_KV_VALUE`, default 1 MiB.
     pub max_kv_value: usize,
-    /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (SPEC §8.1: at most two).
+    /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (docs/security.md: at most two).
     /// Default: two, or one when the process may run on a single core (`taskset`, cgroup
     /// cpusets, a 1-vCPU VPS), where a second hash only doubles the memory (19 MiB each) and
     /// each login's latency without adding throughput, and where two idle-policy hashing
@@ -84,7 +87,7 @@ pub struct Config {
     pub hash_threads: usize,
     /// How long a login may wait for a hashing thread before it gets 503.
     pub hash_queue_wait: Duration,
-    /// Added to a task's timeout to form its lease (SPEC §7.1: 30 s).
+    /// Added to a task's timeout to form its lease (docs/tasks.md: 30 s).
     pub lease_grace: Duration,
     /// How often the janitor runs (offline detection, lease expiry, idle sessions).
     pub janitor_interval: Duration,
@@ -98,6 +101,53 @@ pub struct Config {
     /// Recent events kept for `Last-Event-ID` resumes, over all users: 4096 (and at most
     /// `policy::EVENT_BUFFER_BYTES` of them).
     pub event_buffer_frames: usize,
+    /// How often heartbeats coalesced in memory are written, default 5 s: a crash loses at
+    /// most this much of heartbeat times (never a status change, a task or a result). Not an
+    /// environment setting; tests lengthen it to see the write at shutdown.
+    pub heartbeat_flush_every: Duration,
+    /// Outbound mail: the relay and the mailer's timing.
+    pub mail: MailConfig,
+    /// `CCJK_INBOUND_SECRET`: HMAC secrets of the inbound-mail webhook (comma-separated in
+    /// the variable, for rotation); empty = the webhook answers 404.
+    pub inbound_secrets: Vec<String>,
+    /// Deadlines and bounds that keep slow or hostile clients from holding threads (`net`).
+    pub net: NetLimits,
+}
+
+/// The server's own defences against clients that stall, strand or exhaust it (`src/net/`, the
+/// README's "Behind nginx or Caddy"). Only `body_timeout` is read from the environment.
+#[derive(Clone, Debug)]
+pub struct NetLimits {
+    /// `CCJK_BODY_TIMEOUT`, default 30 s: a request body that tiny_http has not already read
+    /// (over 1 KiB, chunked, or `Expect: 100-continue`) must arrive within this plus
+    /// `body_per_100k` for every 100 KiB declared (or allowed by the route, for chunked bodies),
+    /// and may pause for at most half of it; a body that does not is cut off with 408 and its
+    /// connection closed.
+    pub body_timeout: Duration,
+    /// Added to a body's deadline per 100 KiB, default 1 s (about 100 KiB/s at the least).
+    pub body_per_100k: Duration,
+    /// Threads reading such bodies at once, default 32; later ones wait for a free thread.
+    pub body_threads: usize,
+    /// Bodies waiting for a thread, default 1,024; past that a request gets 503 at once.
+    pub body_queue: usize,
+    /// How often the watchdog opens a sentinel connection to our own listener to detect
+    /// connections that tiny_http's pool left without a thread; zero turns it off.
+    pub watchdog_interval: Duration,
+    /// How long the watchdog waits for a sentinel's answer before it calls the pool stuck.
+    pub watchdog_deadline: Duration,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits {
+            body_timeout: Duration::from_secs(30),
+            body_per_100k: Duration::from_secs(1),
+            body_threads: 32,
+            body_queue: 1024,
+            watchdog_interval: Duration::from_millis(250),
+            watchdog_deadline: Duration::from_millis(100),
+        }
+    }
 }
 
 /// 1 MiB.
@@ -130,6 +180,15 @@ impl Default for Config {
             event_streams_per_user: 16,
             event_ping: Duration::from_secs(15),
             event_buffer_frames: 4096,
+            heartbeat_flush_every: Duration::from_secs(5),
+            net: NetLimits::default(),
+            mail: MailConfig {
+                connect_timeout: Duration::from_secs(5),
+                timeout: Duration::from_secs(20),
+                backoff_base: Duration::from_secs(180),
+                ..MailConfig::default()
+            },
+            inbound_secrets: Vec::new(),
         }
     }
 }
@@ -229,6 +288,17 @@ impl Config {
                 note(parse_ttl(name, &v).map(|d| *slot = d));
             }
         }
+        if let Some(v) = get("CCJK_BODY_TIMEOUT") {
+            note(match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) => {
+                    c.net.body_timeout = d;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_BODY_TIMEOUT: {v:?} is not a duration of at least 1s such as 30s"
+                )),
+            });
+        }
         for (name, slot) in [
             ("CCJK_MAX_BODY", &mut c.max_body),
             ("CCJK_MAX_OUTPUT", &mut c.max_output),
@@ -238,6 +308,37 @@ impl Config {
             if let Some(v) = get(name) {
                 note(parse_size(name, &v).map(|n| *slot = n));
             }
+        }
+        if let Some(v) = get("CCJK_EMAIL_PROVIDER") {
+            note(Provider::parse(&v).map(|p| c.mail.provider = p));
+        }
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        c.mail.api_key = text("CCJK_EMAIL_API_KEY");
+        c.mail.from = text("CCJK_EMAIL_FROM");
+        c.mail.api_url = text("CCJK_EMAIL_API_URL").map(|u| u.trim_end_matches('/').to_string());
+        c.mail.domain = text("CCJK_EMAIL_DOMAIN");
+        if let Some(v) = get("CCJK_EMAIL_RETRY_BASE") {
+            note(match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_millis(10) => {
+                    c.mail.backoff_base = d;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_EMAIL_RETRY_BASE: {v:?} is not a duration of at least 10ms such as 3m"
+                )),
+            });
+        }
+        if let Some(v) = get("CCJK_INBOUND_SECRET") {
+            c.inbound_secrets = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         errs.extend(c.validate());
         if errs.is_empty() { Ok(c) } else { Err(errs) }
@@ -261,6 +362,14 @@ impl Config {
         }
         if self.max_output < 128 * 1024 {
             errs.push("CCJK_MAX_OUTPUT must be at least 128 KiB".into());
+        }
+        errs.extend(self.mail.validate());
+        if self.inbound_secrets.iter().any(|s| s.len() < 16) {
+            errs.push(
+                "CCJK_INBOUND_SECRET: every secret must be at least 16 characters (use 32 random \
+                 bytes, hex-encoded)"
+                    .into(),
+            );
         }
         errs
     }
@@ -380,14 +489,59 @@ mod tests {
     }
 
     #[test]
+    fn mail_settings_name_the_variable_at_fault() {
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "pigeon")]).expect_err("unknown");
+        assert!(errs[0].contains("CCJK_EMAIL_PROVIDER"), "{errs:?}");
+        let errs = cfg(&[("CCJK_EMAIL_PROVIDER", "resend")]).expect_err("no key");
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_API_KEY")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("CCJK_EMAIL_FROM")),
+            "{errs:?}"
+        );
+        let errs = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "webhook"),
+            ("CCJK_EMAIL_API_KEY", "k"),
+            ("CCJK_EMAIL_FROM", "ccjk@example.com"),
+        ])
+        .expect_err("no url");
+        assert!(errs[0].starts_with("CCJK_EMAIL_API_URL"), "{errs:?}");
+        let c = cfg(&[
+            ("CCJK_EMAIL_PROVIDER", "Mailgun"),
+            ("CCJK_EMAIL_API_KEY", "key-1"),
+            ("CCJK_EMAIL_FROM", "CCJK <ccjk@mg.example.com>"),
+            (
+                "CCJK_INBOUND_SECRET",
+                "0123456789abcdef, fedcba9876543210fedcba",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.mail.provider, Some(Provider::Mailgun));
+        assert_eq!(c.mail.mailgun_domain().as_deref(), Some("mg.example.com"));
+        assert_eq!(
+            c.mail.base_url().as_deref(),
+            Some("https://api.mailgun.net")
+        );
+        assert_eq!(c.inbound_secrets.len(), 2);
+        assert!(cfg(&[("CCJK_INBOUND_SECRET", "short")]).is_err());
+        let none = cfg(&[("CCJK_EMAIL_PROVIDER", "none")]).expect("none is valid");
+        assert_eq!(none.mail.provider, None);
+    }
+
+    #[test]
     fn sizes_ttls_and_sockets_parse() {
         let c = cfg(&[
             ("CCJK_MAX_BODY", "2M"),
             ("CCJK_ACCESS_TOKEN_TTL", "15m"),
             ("CCJK_LISTEN", "unix:/run/ccjk/sock"),
             ("CCJK_DB", "/var/lib/ccjk/ccjk.db"),
+            ("CCJK_BODY_TIMEOUT", "2m"),
         ])
         .expect("valid");
+        assert_eq!(c.net.body_timeout, Duration::from_secs(120));
+        assert!(cfg(&[("CCJK_BODY_TIMEOUT", "10ms")]).is_err());
         assert_eq!(c.max_body, 2 * MIB);
         assert_eq!(c.access_token_ttl, Some(Duration::from_secs(900)));
         assert_eq!(c.listen, Listen::Unix("/run/ccjk/sock".into()));

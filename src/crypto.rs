@@ -1,5 +1,5 @@
 //! Credentials and secrets: random tokens with their kind prefixes, SHA-256 lookup hashes, and
-//! AEAD sealing of the few values the API must show again (SPEC §5, §8.3).
+//! AEAD sealing of the few values the API must show again (docs/limits.md, docs/security.md).
 //!
 //! Tokens carry 256 random bits from `getrandom`, hex-encoded behind a prefix that tells the
 //! server which table to look in (and lets secret scanners recognise them). Only their SHA-256

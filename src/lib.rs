@@ -12,9 +12,12 @@
 //!   background workers call it exactly as the routes do.
 //! * `db` — SQL, migrations, and the one writer (group commit, after-commit effects).
 //! * `state` — in-memory indexes and caches shared by all threads.
-//! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor; and
-//!   where after-commit effects go.
-//! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest.
+//! * `workers` — background threads: long-poll dispatcher, heartbeat flusher, janitor, watchdog,
+//!   mailer; and where after-commit effects go.
+//! * `relay` — the e-mail relays' HTTP APIs (the mailer and the CLI call it).
+//! * `config`, `error`, `crypto`, `password`, `time`, `sched`, `cli` — the rest; `alloc` is
+//!   the global allocator (the crate's only unsafe code: it makes tiny_http's drain of a huge
+//!   declared body harmless, see `http::net`).
 //!
 //! # Request flow
 //! 1. `http::server`: tiny_http accepts; `workers` named threads take requests from
@@ -26,6 +29,7 @@
 //!    writes go to the single writer, which commits concurrent writes together and then runs
 //!    the effects they registered (wake parked polls, forget cached rows).
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -34,6 +38,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod password;
+pub mod relay;
 pub mod sched;
 pub mod state;
 pub mod time;
@@ -89,13 +94,14 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         http::server::bind(&listen).map_err(|e| format!("cannot listen on {listen:?}: {e}"))?,
     );
     let addr = http::server::local_addr(&server);
-    let app = Arc::new(App::new(svc, http::routes::table()));
+    let app = Arc::new(App::new(svc, http::routes::table(), addr.map(|a| a.port())));
     app.svc
         .db
         .set_effect_sink(Arc::new(EffectRouter::new(&app)));
     let stop = Stop::default();
-    let workers =
-        Workers::start(&app, &stop).map_err(|e| format!("cannot start background threads: {e}"))?;
+    let target = workers::watchdog::Target::for_listener(addr, &listen);
+    let workers = Workers::start(&app, &stop, target)
+        .map_err(|e| format!("cannot start background threads: {e}"))?;
     let (hash, hash_threads) =
         HashPool::start(&app).map_err(|e| format!("cannot start hashing threads: {e}"))?;
     let mut requests = Vec::new();

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::OpenApi => cli::openapi(),
         Command::User(cfg, args) => cli::user(&cfg, &args),
         Command::Device(cfg, args) => cli::device(&cfg, &args),
+        Command::Email(cfg, args) => cli::email(&cfg, &args),
+        Command::Outbox(cfg, args) => cli::outbox(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
 //! Password hashing: argon2id with OWASP parameters (m = 19456 KiB, t = 2, p = 1), PHC strings
-//! (SPEC §8.1).
+//! (docs/security.md).
 //!
 //! These functions are CPU-heavy (tens of milliseconds, 19 MiB each) and are called only on the
 //! `ccjk-hash-*` threads (see `server.rs`: routes that hash are handed over whole to that pool,

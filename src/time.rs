@@ -1,4 +1,4 @@
-//! The clock and timestamp formats (SPEC §4, §5).
+//! The clock and timestamp formats (schema.sql, docs/limits.md).
 //!
 //! Timestamps are RFC 3339 UTC text with milliseconds (`2026-01-20T10:00:00.000Z`), produced
 //! and parsed by `humantime`; because every stored timestamp has that exact shape, comparing

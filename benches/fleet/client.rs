@@ -4,8 +4,8 @@
 //! body bytes; the server always sends it). No pipelining: a connection carries one request at a
 //! time. On any error the connection is dropped and the next request reconnects; errors and
 //! reconnects are counted so a run can show them. Every new connection is first checked with a
-//! `GET /health` under a short timeout and replaced if tiny_http leaves it unserved (its pool
-//! race, SPEC §8.5); those are counted too. Cheap per request: usually one `write` and one
+//! `GET /health` under a short timeout; one that tiny_http leaves unserved (its pool race,
+//! README "Behind nginx or Caddy") is counted as a failure of the run, not replaced. Cheap per request: usually one `write` and one
 //! `read` system call, no allocation.
 
 use std::io::{self, Read, Write};
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// The request that checks a new connection is served (`Conn::open_served`).
 pub const PROBE: &[u8] = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-/// How long a new connection may wait for its first answer before it is replaced.
+/// How long a new connection may wait for its first answer before it counts as unserved.
 pub const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Streams of a phase, kept so the phase can shut them down (unblocking parked reads) at its end.
@@ -81,32 +81,30 @@ impl Conn {
         Ok(())
     }
 
-    /// Opens the connection and makes sure the server serves it: tiny_http can leave a new
-    /// connection unserved until another one closes (its pool race, SPEC §8.5), so `probe` is
-    /// sent with a short `wait` and, without an answer, the connection is replaced (up to 5
-    /// times), as a real client with timeouts would. Each replaced connection counts in
-    /// `unserved`. Returns whether a served connection is open.
+    /// Opens the connection and checks that the server serves it: tiny_http can leave a new
+    /// connection unserved until another one closes (its pool race, README "Behind nginx or Caddy"), which the
+    /// server must prevent. `probe` is sent with a short `wait`; without an answer the
+    /// connection counts in `unserved` (a failure of the run) and is dropped, not replaced by a
+    /// fresh one that would hide the problem. Returns whether a served connection is open.
     pub fn open_served(&mut self, probe: &[u8], wait: Duration) -> bool {
-        for _ in 0..5 {
-            self.stream = None;
-            if self.connect().is_err() {
-                self.unserved += 1;
-                continue;
-            }
-            let Some(s) = self.stream.as_mut() else {
-                continue;
-            };
-            let answered = s.set_read_timeout(Some(wait)).is_ok()
-                && s.write_all(probe).is_ok()
-                && read_response(s, &mut self.buf).is_ok()
-                && s.set_read_timeout(Some(self.timeout)).is_ok();
-            if answered {
-                return true;
-            }
-            self.unserved += 1;
-        }
         self.stream = None;
-        false
+        if let Err(e) = self.connect() {
+            self.errors += 1;
+            self.last_error = Some(format!("connect: {e}"));
+            return false;
+        }
+        let Some(s) = self.stream.as_mut() else {
+            return false;
+        };
+        let answered = s.set_read_timeout(Some(wait)).is_ok()
+            && s.write_all(probe).is_ok()
+            && read_response(s, &mut self.buf).is_ok()
+            && s.set_read_timeout(Some(self.timeout)).is_ok();
+        if !answered {
+            self.unserved += 1;
+            self.stream = None;
+        }
+        answered
     }
 
     /// Sends `req` (a complete request) and reads the response; returns its status code. The

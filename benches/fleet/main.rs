@@ -1,8 +1,8 @@
 //! `cargo bench --bench fleet [-- PHASE ...] [--quick]`: ccjk-cloud's end-to-end benchmark
-//! (SPEC §10). It starts the release server on a temporary database pinned to core 0, re-runs
+//! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `fleet`, `events` and `idle` (`hot` and `ceiling` in alternating rounds,
+//! `hot`, `ceiling`, `login`, `closed`, `fleet`, `events` and `idle` (`hot` and `ceiling` in alternating rounds,
 //! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
 //! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
@@ -30,6 +30,7 @@
 
 mod ceiling;
 mod client;
+mod closed;
 mod events;
 mod fleet;
 mod generator;
@@ -44,7 +45,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const PHASES: [&str; 6] = ["hot", "ceiling", "login", "fleet", "events", "idle"];
+const PHASES: [&str; 7] = [
+    "hot", "ceiling", "login", "closed", "fleet", "events", "idle",
+];
 const FLAGS: [&str; 3] = ["--bench", "--quick", "--no-wait"];
 /// Raise the soft fd limit (to the hard limit when 65536 is not allowed, as in containers).
 const ULIMIT: &str = r#"ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -H -n)""#;

@@ -32,6 +32,9 @@ pub enum Effect {
     /// Sessions or API keys of this user were revoked: its open event streams check their
     /// credential now instead of at their next ping.
     CredentialsRevoked(i64),
+    /// A mail was queued in the outbox: wake the mailer so it does not wait for its next
+    /// round.
+    MailQueued,
 }
 
 /// What an event stream hears about: one state change of a user's task, device or messages.

@@ -10,8 +10,11 @@
 pub mod api_keys;
 pub mod devices;
 pub mod effects;
+pub mod email_configs;
+pub mod inbound;
 pub mod messages;
 pub mod migrations;
+pub mod outbox;
 pub mod sessions;
 pub mod status;
 pub mod tasks;

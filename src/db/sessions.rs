@@ -193,10 +193,10 @@ pub fn revoke_others(c: &Connection, user_id: i64, keep: Option<i64>) -> rusqlit
     )
 }
 
-/// Marks a session used now (the caller writes at most once a minute per session).
-pub fn touch(c: &Connection, id: i64) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE sessions SET last_used_at = ?2 WHERE id = ?1")?
-        .execute(params![id, time::now()])?;
+/// Marks a session used at `at` (the caller writes at most once a minute per session).
+pub fn touch(c: &Connection, id: i64, at: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE sessions SET last_used_at = max(last_used_at, ?2) WHERE id = ?1")?
+        .execute(params![id, at])?;
     Ok(())
 }
 

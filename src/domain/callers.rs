@@ -156,8 +156,8 @@ fn session_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     }
     let user = active_user(cx, s.user_id)?;
     if needs_touch(cx, Some(&s.last_used_at)) {
-        let id = s.id;
-        cx.write(move |c| Ok(sessions::touch(c, id)?))?;
+        let (id, at) = (s.id, cx.svc.clock.stamp());
+        cx.write(move |tx| Ok(sessions::touch(tx, id, &at)?))?;
     }
     Ok(UserCaller {
         session_id: Some(s.id),
@@ -182,7 +182,7 @@ fn api_key_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     let user = active_user(cx, k.user_id)?;
     if needs_touch(cx, k.last_used_at.as_deref()) {
         let id = k.id;
-        cx.write(move |c| Ok(api_keys::touch(c, id)?))?;
+        cx.write(move |tx| Ok(api_keys::touch(tx, id)?))?;
     }
     Ok(UserCaller {
         session_id: None,

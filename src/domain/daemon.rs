@@ -5,16 +5,16 @@
 //! A device caller only ever touches its own tasks: the task must belong to the device's owner
 //! and be for this device (or for any device) and be held by it; anything else is 404.
 
-use crate::db::Tx;
 use crate::db::devices::{self, BeatRow, Device, DeviceStatus, Facts};
 use crate::db::effects::Effect;
 use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskResult, TaskStatus};
-use crate::db::users;
+use crate::db::{Tx, users};
 use crate::domain::Cx;
 use crate::domain::callers::DeviceCaller;
 use crate::domain::events::{self, NewOutput, output_delta};
 use crate::domain::lifecycle::{after_final, requeue};
+use crate::domain::mail;
 use crate::domain::output::cap_output;
 use crate::domain::policy::{self, *};
 use crate::error::{ApiError, ApiResult, Code};
@@ -184,7 +184,8 @@ pub fn pending_count(cx: &Cx, dev: &DeviceCaller, r: &BeatReply) -> ApiResult<i6
 }
 
 /// Writes a `device_online`/`device_offline` message for device `d` going to `status`, and
-/// publishes the `device.online`/`device.offline` event.
+/// publishes the `device.online`/`device.offline` event, and mails an offline transition to an
+/// owner with `notify_email` on (`mail::device_offline`).
 pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResult<()> {
     events::device_status(tx, d, status);
     let (kind, word) = if status == DeviceStatus::Offline {
@@ -192,7 +193,7 @@ pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResul
     } else {
         ("device_online", "online")
     };
-    events::insert_message(
+    let id = events::insert_message(
         tx,
         &NewMessage {
             user_id: d.user_id,
@@ -204,6 +205,9 @@ pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResul
             data: json!({"device_id": d.uuid, "status": word}),
         },
     )?;
+    if status == DeviceStatus::Offline {
+        mail::device_offline(tx, d, id)?;
+    }
     Ok(())
 }
 

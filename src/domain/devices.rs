@@ -210,7 +210,8 @@ pub struct RegisterRequest {
 
 /// Registers the daemon whose machine id is `machine_id` (its `X-Device-ID`) for the user,
 /// seen from `ip`: the same machine id gets the same device and key back. Returns
-/// `(device, key, created)`. Errors: 422 (missing `X-Device-ID`, bad name), 403
+/// `(device, key, created)`; `created` is true for a machine seen for the first time (also when
+/// it adopted an idle primary device). Errors: 422 (missing `X-Device-ID`, bad name), 403
 /// `QUOTA_EXCEEDED` for a new device.
 pub fn register(
     cx: &Cx,
@@ -243,24 +244,25 @@ pub fn register(
     };
     let (key, material) = key_material(&cx.svc.sealer);
     let mid = machine_id.to_string();
-    let (id, sealed) = cx.write(move |tx| {
+    let (id, sealed, created) = cx.write(move |tx| {
         if let Some((d, sealed)) = devices::by_machine_id(tx, user_id, &mid)? {
             devices::set_facts(tx, d.id, &facts)?;
             tx.after_commit(Effect::DeviceChanged(d.id));
-            return Ok((d.id, Some(sealed)));
+            return Ok((d.id, Some(sealed), false));
         }
         let name = facts.name.as_deref().unwrap_or("daemon");
         let (id, adopted) = insert_within_quota(tx, user_id, name, Some(&mid), &material)?;
         devices::set_facts(tx, id, &facts)?;
         tx.after_commit(Effect::DeviceChanged(id));
-        Ok((id, adopted))
+        Ok((id, adopted, true))
     })?;
     let d = devices::get_by_id(cx.reader, id)?
         .ok_or_else(|| ApiError::internal("registered device vanished"))?;
-    match sealed {
-        Some(s) => Ok((d, open_key(cx, &s)?, false)),
-        None => Ok((d, key, true)),
-    }
+    let key = match sealed {
+        Some(s) => open_key(cx, &s)?,
+        None => key,
+    };
+    Ok((d, key, created))
 }
 
 /// The key of the user's primary device (Lite's `POST /auth`, the same key every time). When

@@ -1,7 +1,7 @@
 //! Is the server well (`GET /health`), and what an admin watches (`GET /metrics`, Prometheus
 //! text; README "Operations").
 
-use crate::db::{devices, tasks};
+use crate::db::{devices, outbox, tasks};
 use crate::domain::Cx;
 use crate::error::{ApiError, ApiResult};
 use schemars::JsonSchema;
@@ -70,5 +70,37 @@ pub fn metrics(cx: &Cx, parked_polls: usize) -> ApiResult<String> {
     for (status, n) in tasks::count_by_status(cx.reader)? {
         out.push_str(&format!("ccjk_tasks{{status=\"{status}\"}} {n}\n"));
     }
+    mail_metrics(cx, &mut out)?;
     Ok(out)
+}
+
+/// The outbox depth by status (every status, zeros too), the relay outcomes by provider, and
+/// the webhook signatures computed.
+fn mail_metrics(cx: &Cx, out: &mut String) -> ApiResult<()> {
+    let counts = outbox::count_by_status(cx.reader)?;
+    out.push_str("# HELP ccjk_email_outbox mails in the outbox by status\n");
+    out.push_str("# TYPE ccjk_email_outbox gauge\n");
+    for status in outbox::STATUSES {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        out.push_str(&format!("ccjk_email_outbox{{status=\"{status}\"}} {n}\n"));
+    }
+    out.push_str(
+        "# HELP ccjk_email_sends_total attempts to hand a mail to the relay, by outcome\n",
+    );
+    out.push_str("# TYPE ccjk_email_sends_total counter\n");
+    for (provider, outcome, n) in cx.svc.mail.outcomes() {
+        out.push_str(&format!(
+            "ccjk_email_sends_total{{provider=\"{provider}\",outcome=\"{}\"}} {n}\n",
+            outcome.name()
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP ccjk_inbound_signatures_total HMACs computed for the inbound-mail webhook\n\
+         # TYPE ccjk_inbound_signatures_total counter\nccjk_inbound_signatures_total {}\n",
+        cx.svc.mail.signatures()
+    ));
+    Ok(())
 }

@@ -12,6 +12,7 @@ use crate::db::effects::Effect;
 use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskStatus};
 use crate::domain::events::{self, NewOutput};
+use crate::domain::mail;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::claimable::ClaimableIndex;
 use serde_json::json;
@@ -93,9 +94,10 @@ fn cancel_successors(tx: &Tx, id: &str, why: &str) -> ApiResult<()> {
 }
 
 /// What follows a task reaching a final state, inside the same write job: its
-/// `task.completed` event, a notification (none for a cancel, which the owner asked for), and
-/// in a sequential batch the release (after success) or cancellation (otherwise) of what is
-/// queued behind it.
+/// `task.completed` event, a notification (none for a cancel, which the owner asked for), its
+/// mails (`mail::task_final`: the owner with `notify_email`, the sender of a task that came by
+/// e-mail), and in a sequential batch the release (after success) or cancellation (otherwise)
+/// of what is queued behind it.
 pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
     events::task_completed(tx, t);
     let (kind, verb) = match t.status {
@@ -104,9 +106,10 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
         TaskStatus::Timeout => ("task_failed", "timed out"),
         _ => ("task_cancelled", "was cancelled"),
     };
+    let mut message_id = None;
     if t.status != TaskStatus::Cancelled {
         let short: String = t.command.chars().take(80).collect();
-        events::insert_message(
+        message_id = Some(events::insert_message(
             tx,
             &NewMessage {
                 user_id: t.user_id,
@@ -117,8 +120,9 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
                 content: t.error_message.clone(),
                 data: json!({"task_id": t.id, "status": t.status, "exit_code": t.exit_code}),
             },
-        )?;
+        )?);
     }
+    mail::task_final(tx, t, message_id)?;
     if t.status == TaskStatus::Completed {
         if let Some(next) = tasks::successor(tx, &t.id)?
             && tasks::unblock(tx, &next)?
@@ -159,4 +163,124 @@ pub fn requeue(tx: &Tx, index: &ClaimableIndex, ids: &[String], reason: &str) ->
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::effects::Effect;
+    use crate::db::tasks::TaskStatus;
+    use crate::domain::callers::DeviceCaller;
+    use crate::domain::testing::Fixture;
+    use crate::domain::{daemon, devices, tasks};
+
+    fn queue(f: &Fixture, user: i64, device: &str, command: &str) -> String {
+        let who = tasks::Creator {
+            user_id: user,
+            session_id: None,
+            own_device: None,
+        };
+        let r = tasks::CreateTaskRequest {
+            device_id: Some(device.to_string()),
+            command: command.into(),
+            ..Default::default()
+        };
+        tasks::create(&f.cx(), &who, &r, tasks::Source::Api, None)
+            .expect("create")
+            .0
+            .id
+    }
+
+    #[test]
+    fn cancelling_a_running_task_frees_the_slot_and_wakes_its_device() {
+        let f = Fixture::new();
+        let user = f.user("a@example.com", "pro");
+        let (d, _) = devices::create(&f.cx(), user, "box").expect("device");
+        let id = queue(&f, user, &d.uuid, "sleep 100");
+        assert!(
+            f.effects.take().contains(&Effect::DeviceWork(d.id)),
+            "creation wakes"
+        );
+        let dev = DeviceCaller {
+            id: d.id,
+            uuid: d.uuid.clone(),
+            user_id: user,
+        };
+        assert_eq!(daemon::claim(&f.cx(), &dev, 5).expect("claim").len(), 1);
+        f.effects.take();
+        let t = tasks::cancel(&f.cx(), user, &id, None).expect("cancel");
+        assert_eq!(t.status, TaskStatus::Cancelled);
+        let effects = f.effects.take();
+        assert!(effects.contains(&Effect::DeviceWork(d.id)), "{effects:?}");
+        assert!(
+            effects.contains(&Effect::CapacityFreed(user)),
+            "{effects:?}"
+        );
+        assert!(
+            tasks::cancel(&f.cx(), user, &id, None).is_err(),
+            "final is final"
+        );
+        assert!(
+            f.effects.take().is_empty(),
+            "a refused cancel registers nothing"
+        );
+    }
+
+    #[test]
+    fn deleting_a_device_cancels_its_tasks_and_frees_their_slots() {
+        let f = Fixture::new();
+        let user = f.user("b@example.com", "pro");
+        let (d, _) = devices::create(&f.cx(), user, "box").expect("device");
+        let running = queue(&f, user, &d.uuid, "a");
+        let waiting = queue(&f, user, &d.uuid, "b");
+        let dev = DeviceCaller {
+            id: d.id,
+            uuid: d.uuid.clone(),
+            user_id: user,
+        };
+        assert_eq!(daemon::claim(&f.cx(), &dev, 1).expect("claim").len(), 1);
+        f.effects.take();
+        devices::delete(&f.cx(), user, &d.uuid).expect("delete");
+        for id in [&running, &waiting] {
+            let t = tasks::get(&f.cx(), user, id).expect("task");
+            assert_eq!(t.status, TaskStatus::Cancelled, "{id}");
+            assert_eq!(t.device_id, None);
+        }
+        let effects = f.effects.take();
+        assert!(
+            effects.contains(&Effect::CapacityFreed(user)),
+            "{effects:?}"
+        );
+        assert!(
+            effects.contains(&Effect::DeviceChanged(d.id)),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn tasks_of_the_same_millisecond_are_claimed_in_insertion_order() {
+        let f = Fixture::new();
+        let user = f.user("c@example.com", "enterprise");
+        let (d, _) = devices::create(&f.cx(), user, "box").expect("device");
+        let mut made = Vec::new();
+        for i in 0..60 {
+            made.push(queue(&f, user, &d.uuid, &format!("echo {i}")));
+        }
+        let dev = DeviceCaller {
+            id: d.id,
+            uuid: d.uuid.clone(),
+            user_id: user,
+        };
+        let mut claimed = Vec::new();
+        for _ in 0..30 {
+            for t in daemon::claim(&f.cx(), &dev, 2).expect("claim") {
+                claimed.push(t.id.clone());
+                let r = daemon::ResultRequest {
+                    exit_code: Some(0),
+                    ..Default::default()
+                };
+                daemon::report(&f.cx(), &dev, &t.id, r).expect("result");
+            }
+        }
+        assert_eq!(claimed, made, "claimed in the order they were queued");
+    }
 }

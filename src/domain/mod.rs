@@ -7,20 +7,27 @@
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
 //! `policy` names every limit and rule; `health` is the database check and the metrics;
 //! `events` is what each state change tells the user's event streams (docs/events.md).
+//! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications.
 
 pub mod accounts;
 pub mod api_keys;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
+pub mod email_config;
 pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod lifecycle;
+pub mod mail;
+pub mod messages;
 pub mod output;
 pub mod policy;
 pub mod services;
 pub mod sessions;
 pub mod tasks;
+#[cfg(test)]
+pub mod testing;
 pub mod text;
 
 pub use services::{Clock, Cx, Origin, Page, Paged, Services};

@@ -24,9 +24,6 @@ pub const OMITTED_TASK_INTERVALS: i64 = 1;
 pub const DEFAULT_HEARTBEAT_INTERVAL: i64 = 30;
 /// `max_concurrent_tasks` of a device whose config does not say.
 pub const DEFAULT_DEVICE_CONCURRENCY: i64 = 3;
-/// How often heartbeats coalesced in memory are written; a crash loses at most this much of
-/// heartbeat times (never a status change, a task or a result).
-pub const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// How long a cached device row (heartbeat view) is trusted.
 pub const DEVICE_ROW_TTL: Duration = Duration::from_secs(5);
 /// How long a device key is cached before SQLite is asked again.
@@ -92,6 +89,40 @@ pub const EVENT_SLOW_WRITE: Duration = Duration::from_secs(1);
 /// The `retry:` (milliseconds) sent to a new stream: how long `EventSource` waits before it
 /// reconnects.
 pub const EVENT_RETRY_MS: u64 = 3000;
+
+/// Attempts to hand one mail to the relay before it is marked `failed` (README "Mail").
+pub const MAIL_MAX_ATTEMPTS: i64 = 10;
+/// Jitter of a retry delay: each delay is the doubled base times a random factor within
+/// 1 ± this.
+pub const MAIL_BACKOFF_JITTER: f64 = 0.2;
+/// The longest `Retry-After` of a relay that is honoured as given (longer ones are cut to it).
+pub const MAIL_MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
+/// How often the mailer looks at the outbox when nothing woke it (rows queued by another
+/// process, such as `ccjk-cloud outbox retry`).
+pub const MAILER_IDLE_CHECK: Duration = Duration::from_secs(15);
+/// Mails the mailer takes per round.
+pub const MAILER_BATCH: i64 = 20;
+/// Finished outbox rows and inbound deliveries are deleted this long after their last change.
+pub const MAIL_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+/// How much of a task's stdout and of its stderr a result mail carries (the end of each).
+pub const MAIL_OUTPUT_TAIL: usize = 2000;
+/// Longest subject of `POST /v1/email/send` (RFC 5322's line limit).
+pub const MAX_MAIL_SUBJECT: usize = 998;
+/// Largest text + html of `POST /v1/email/send`, in bytes.
+pub const MAX_MAIL_BODY: usize = 256 * 1024;
+/// Mails a non-admin may queue with `POST /v1/email/send` per UTC day.
+pub const MAX_SENDS_PER_DAY: i64 = 50;
+/// How far `X-Email-Timestamp` of an inbound webhook may be from the server's clock.
+pub const INBOUND_MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// The delay before attempt `attempt + 1` of a mail (`attempt` ≥ 1 just failed): `base`
+/// doubled per earlier attempt, times `jitter` (a factor in 1 ± `MAIL_BACKOFF_JITTER`). With
+/// the default base of 3 minutes, ten attempts span about 25 hours.
+pub fn mail_backoff(base: Duration, attempt: i64, jitter: f64) -> Duration {
+    let doublings = (attempt.max(1) - 1).min(20) as i32;
+    let j = jitter.clamp(1.0 - MAIL_BACKOFF_JITTER, 1.0 + MAIL_BACKOFF_JITTER);
+    base.mul_f64(2f64.powi(doublings) * j)
+}
 
 /// Name of the device Lite's `POST /auth` hands out the key of.
 pub const PRIMARY_DEVICE_NAME: &str = "default";
@@ -170,6 +201,22 @@ mod tests {
     fn first_account_is_an_enterprise_admin() {
         assert_eq!(new_account_plan(true, "free"), ("enterprise", true));
         assert_eq!(new_account_plan(false, "free"), ("free", false));
+    }
+
+    #[test]
+    fn ten_mail_attempts_span_about_a_day() {
+        let base = Duration::from_secs(180);
+        let total: Duration = (1..MAIL_MAX_ATTEMPTS)
+            .map(|a| mail_backoff(base, a, 1.0))
+            .sum();
+        assert!((20..=30).contains(&(total.as_secs() / 3600)), "{total:?}");
+        assert_eq!(mail_backoff(base, 1, 1.0), base);
+        assert_eq!(mail_backoff(base, 3, 1.0), base * 4);
+        assert_eq!(
+            mail_backoff(base, 1, 5.0),
+            base.mul_f64(1.2),
+            "jitter is bounded"
+        );
     }
 
     #[test]

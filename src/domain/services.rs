@@ -9,6 +9,7 @@ use crate::db::{Db, Tx};
 use crate::error::ApiResult;
 use crate::state::claimable::ClaimableIndex;
 use crate::state::keycache::KeyCache;
+use crate::state::mail::MailState;
 use crate::state::presence::Presence;
 use crate::state::throttle::Throttle;
 use rusqlite::Connection;
@@ -35,6 +36,8 @@ pub struct Services {
     pub device_keys: KeyCache,
     /// The clock rules read.
     pub clock: Clock,
+    /// The mailer's wake-up signal and the mail counters.
+    pub mail: MailState,
 }
 
 impl Services {
@@ -51,6 +54,7 @@ impl Services {
             presence: Presence::new(DEVICE_ROW_TTL),
             device_keys: KeyCache::new(DEVICE_KEY_TTL),
             clock: Clock::default(),
+            mail: MailState::default(),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! What the HTTP side shares between its threads: the domain's services, the route table and
-//! the long-poll registry and the event streams, plus the shutdown flag the request loops read.
+//! What the HTTP side shares between its threads: the domain's services, the route table, the
+//! long-poll registry, the event streams and the defences against hostile clients (`net`), plus
+//! the shutdown flag the request loops read.
 
 use crate::domain::Services;
 use crate::http::events::EventStreams;
 use crate::http::longpoll::LongPolls;
+use crate::http::net::Net;
 use crate::http::route::Table;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,19 +19,24 @@ pub struct App {
     pub polls: LongPolls,
     /// Open event streams (the channel to the events thread).
     pub events: EventStreams,
+    /// Defences against slow and hostile clients: body readers, sockets, smuggling, sentinels.
+    pub net: Net,
     /// Set once shutdown has begun: request loops stop instead of treating a closed queue as
     /// a dead accept thread.
     stopping: AtomicBool,
 }
 
 impl App {
-    /// The HTTP side over `svc`, serving `table`.
-    pub fn new(svc: Arc<Services>, table: Table) -> App {
+    /// The HTTP side over `svc`, serving `table`; `port` is the listener's TCP port (`None`
+    /// for a Unix socket), so the defences can find their connections' sockets.
+    pub fn new(svc: Arc<Services>, table: Table, port: Option<u16>) -> App {
+        let net = Net::new(&svc.cfg.net, port);
         App {
             svc,
             table,
             polls: LongPolls::default(),
             events: EventStreams::default(),
+            net,
             stopping: AtomicBool::new(false),
         }
     }

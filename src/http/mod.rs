@@ -16,6 +16,7 @@ pub mod events;
 pub mod family;
 pub mod hashpool;
 pub mod longpoll;
+pub mod net;
 pub mod openapi;
 pub mod route;
 pub mod routes;
@@ -57,7 +58,7 @@ pub struct Req {
 /// The request headers any route or the auth layer reads. Only these are copied out of
 /// tiny_http's request: a daemon's heartbeat carries several more (Host, Accept, ...), and
 /// copying every header cost two allocations each on the hot path.
-pub const READ_HEADERS: [&str; 11] = [
+pub const READ_HEADERS: [&str; 13] = [
     "authorization",
     "content-type",
     "cookie",
@@ -68,6 +69,8 @@ pub const READ_HEADERS: [&str; 11] = [
     "x-device-id",
     "x-device-key",
     "x-device-token",
+    "x-email-signature",
+    "x-email-timestamp",
     "x-session-token",
 ];
 

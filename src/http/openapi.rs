@@ -104,7 +104,10 @@ fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
     if r.takes_body || has_query || r.method != crate::http::route::Method::Get {
         s.push(400);
     }
-    if !matches!(r.auth, Auth::Public | Auth::LoopbackOrAdmin) {
+    // A webhook is public, but its signature is checked (401 `INVALID_SIGNATURE`).
+    if !matches!(r.auth, Auth::Public | Auth::LoopbackOrAdmin)
+        || r.rate == crate::http::route::Rate::Webhook
+    {
         s.push(401);
     }
     if matches!(

@@ -107,6 +107,9 @@ pub enum Rate {
     Daemon,
     /// Logins and sign-ups: the brute-force throttle (docs/security.md).
     Login,
+    /// The inbound-mail webhook: public (its HMAC signature is the credential), limited per
+    /// sender (README "Mail").
+    Webhook,
 }
 
 /// What a handler may answer besides plain data.

@@ -8,10 +8,12 @@
 //! * `workers` named threads loop on `Server::recv()`. An `Err` from `recv()` while not
 //!   stopping means the accept thread is dead: the server reports a fatal error so the process
 //!   exits non-zero and systemd restarts it.
-//! * Each request: find its route, read the body under the route's cap (413 before reading
-//!   when the declared length is over it; a declared length over 256 MiB is never handed back
-//!   to tiny_http, whose drop would allocate it), run the route under `catch_unwind` (a panic is
-//!   a 500 with no internals), respond, and log one access line.
+//! * Each request: refuse ambiguous body framing (400) and bodies declared over the route's cap
+//!   (413), closing the connection without reading the body (`net`); read the body if tiny_http
+//!   already holds it, or else hand the request to the body readers of `net` (a worker never
+//!   reads a client's socket); find its route, run it under `catch_unwind` (a panic is a 500 with
+//!   no internals), respond, and log one access line. `GET /health/live` is answered before all
+//!   of that, with no database and no log line (the watchdog's sentinels, load balancers).
 //! * Routes that hash passwords are handed whole to the hashing pool (`hashpool`), so workers
 //!   never compute a hash.
 
@@ -22,27 +24,27 @@ use crate::http::app::App;
 use crate::http::events::Opening;
 use crate::http::family::Family;
 use crate::http::hashpool::HashPool;
+use crate::http::net::{self, body::BodyError};
 use crate::http::route::{Call, Cap, Found, Outcome, authenticate_with};
 use crate::http::{READ_HEADERS, Reply, Req, redact_url};
 use crate::state::throttle::Key;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::thread;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Declared bodies larger than this are never dropped by tiny_http (it would allocate them).
-const HUGE_BODY: usize = 256 * 1024 * 1024;
-/// Connections answered 413 and drained at once; past this they are leaked instead.
-const MAX_DRAINING: usize = 32;
 /// `SO_SNDTIMEO`: how long a write to a client that does not read may block a thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
-static DRAINING: AtomicUsize = AtomicUsize::new(0);
+/// Bodies declared over the route's cap by at most this much (16 MiB) are read and discarded
+/// before the 413, off the workers and under the body deadlines, so that a client still sending
+/// (an 11 MB log, a 10 MB mail) reads its 413 instead of a reset; declared lengths further over
+/// the cap are refused without reading.
+const DISCARD_OVERSIZED: usize = 16 * 1024 * 1024;
 
 /// Binds the listener with the socket options tiny_http lacks.
 pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
@@ -80,6 +82,7 @@ pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
 }
 
 /// What the access log needs about a request, carried with it between threads.
+#[derive(Clone)]
 pub struct AccessInfo {
     pub(crate) started: Instant,
     pub(crate) method: String,
@@ -219,43 +222,21 @@ pub fn deliver(
     }
 }
 
-/// Answers a request whose body is over its cap without reading the body.
-fn reject_oversized(raw: tiny_http::Request, reply: Reply, info: AccessInfo, huge: bool) {
-    let draining = DRAINING.fetch_add(1, Ordering::SeqCst);
-    if !huge && draining < MAX_DRAINING {
-        // Dropping the request drains the unread body; do it off the worker so a client that
-        // never sends the body cannot hold a worker.
-        let r = response(&reply, reply.body.clone(), &info);
-        let spawned = thread::Builder::new()
-            .name("ccjk-drain".into())
-            .spawn(move || {
-                let _ = raw.respond(r);
-                DRAINING.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            DRAINING.fetch_sub(1, Ordering::SeqCst);
-        }
-    } else {
-        DRAINING.fetch_sub(1, Ordering::SeqCst);
-        // tiny_http would allocate the whole declared body when this request is dropped:
-        // answer through `upgrade` and leak the connection instead.
-        log::warn!(
-            "rid={} leaking a connection from {} that declared an oversized body",
-            info.request_id,
-            info.ip
-        );
-        let mut head = response(&reply, Vec::new(), &info);
-        if let Ok(h) = tiny_http::Header::from_bytes(
-            &b"Content-Length"[..],
-            reply.body.len().to_string().as_bytes(),
-        ) {
-            head.add_header(h);
-        }
-        let mut stream = raw.upgrade("close", head);
-        let _ = stream.write_all(&reply.body).and_then(|_| stream.flush());
-        std::mem::forget(stream);
+/// Writes `reply` as the connection's last response and closes it without reading anything more
+/// from the client (`net::Net::close_with`); logs the access line.
+fn close(
+    app: &App,
+    raw: tiny_http::Request,
+    reply: Reply,
+    info: &AccessInfo,
+    socket: Option<OwnedFd>,
+) {
+    let mut resp = response(&reply, reply.body.clone(), info);
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+        resp.add_header(h);
     }
-    log_access(&info, &reply, reply.body.len(), None);
+    let sent = app.net.close_with(raw, resp, socket);
+    log_access(info, &reply, reply.body.len(), sent.err());
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.
@@ -292,7 +273,35 @@ fn body_cap(cap: Cap, cfg: &crate::config::Config) -> usize {
 }
 
 /// One request, from tiny_http to the client.
-fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, hash: &HashPool) {
+fn serve(
+    app: &Arc<App>,
+    conn: &rusqlite::Connection,
+    mut raw: tiny_http::Request,
+    hash: &HashPool,
+) {
+    // Ambiguous body framing (request smuggling): marked at once, so that a request tiny_http
+    // already read behind this one on the connection is not served (answered below).
+    let framing = net::framing::check(raw.headers());
+    if framing.is_err() {
+        app.net.poison(&raw);
+    } else if app.net.is_poisoned(&raw) {
+        // Read by tiny_http behind a request refused for ambiguous framing: never served.
+        log::warn!(
+            "dropped a request read behind a smuggling attempt from {:?}",
+            raw.remote_addr()
+        );
+        let _ = app
+            .net
+            .close_with(raw, tiny_http::Response::empty(400), None);
+        return;
+    } else if raw.url() == "/health/live"
+        && *raw.method() == tiny_http::Method::Get
+        && net::body::buffered(&raw)
+    {
+        // The watchdog's sentinels and load balancers: no database, no log line.
+        let _ = raw.respond(net::live_response());
+        return;
+    }
     let cfg = &app.svc.cfg;
     let info = AccessInfo {
         started: Instant::now(),
@@ -312,22 +321,35 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     let mut req = Req::new(&info.method, &info.url, headers, Vec::new());
     req.ip = info.ip.clone();
     req.request_id = info.request_id.clone();
-    let (cap, hashing) = match app.table.find(&req.method, &req.segments) {
+    if let Err(why) = framing {
+        let reply = error_reply(&req, &ApiError::bad_request(why));
+        return close(app, raw, reply, &info, None);
+    }
+    let cap = match app.table.find(&req.method, &req.segments) {
         Found::Route(i, route, params) => {
             req.route = Some(i);
             req.params = params;
-            (body_cap(route.cap, cfg), route.hashing)
+            body_cap(route.cap, cfg)
         }
-        Found::NotFound => (cfg.max_body, false),
+        Found::NotFound => cfg.max_body,
     };
-    let declared = raw.body_length();
-    if let Some(n) = declared
+    if let Some(n) = raw.body_length()
         && n > cap
     {
+        // A client may be sending a modestly oversized body right now: read and discard it
+        // (off the workers, under the same deadlines), so the 413 is not lost to the reset
+        // that closing a socket with data still arriving causes. Larger ones: closed at once.
+        if n - cap <= DISCARD_OVERSIZED {
+            return read_off_pool(app, raw, req, info, BodyPlan::Discard(cap, n), hash);
+        }
         let reply = error_reply(&req, &ApiError::too_large(cap));
-        return reject_oversized(raw, reply, info, n > HUGE_BODY);
+        return close(app, raw, reply, &info, None);
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    // A body tiny_http has not read yet is read on a body thread, never on a worker.
+    if !net::body::buffered(&raw) {
+        return read_off_pool(app, raw, req, info, BodyPlan::Read(cap), hash);
+    }
+    let mut body = Vec::with_capacity(raw.body_length().unwrap_or(0));
     if let Err(e) = raw.as_reader().take(cap as u64 + 1).read_to_end(&mut body) {
         log::info!("rid={} body read failed: {e}", info.request_id);
         return finish(
@@ -338,9 +360,25 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     }
     if body.len() > cap {
         let reply = error_reply(&req, &ApiError::too_large(cap));
-        return reject_oversized(raw, reply, info, false);
+        return close(app, raw, reply, &info, None);
     }
     req.body = body;
+    proceed(app, conn, raw, req, info, hash);
+}
+
+/// The rest of a request once its body is read: the hashing pool, or the route on this thread.
+fn proceed(
+    app: &App,
+    conn: &rusqlite::Connection,
+    raw: tiny_http::Request,
+    req: Req,
+    info: AccessInfo,
+    hash: &HashPool,
+) {
+    let hashing = req
+        .route
+        .and_then(|i| app.table.get(i))
+        .is_some_and(|r| r.hashing);
     if hashing {
         if let Ok(ip) = req.ip.parse::<IpAddr>()
             && let Some(wait) = app.svc.throttle.check(&Key::Ip(ip))
@@ -352,6 +390,72 @@ fn serve(app: &App, conn: &rusqlite::Connection, mut raw: tiny_http::Request, ha
     }
     let outcome = run(app, conn, &req);
     deliver(app, conn, raw, req, info, outcome);
+}
+
+/// What `read_off_pool` does with a body.
+enum BodyPlan {
+    /// Read up to the route's cap, then run the route.
+    Read(usize),
+    /// Declared over the route's cap (the first number) by little enough: read and discard the
+    /// declared length (the second) while the client keeps sending, then answer 413. A client
+    /// that pauses for `DISCARD_PAUSE` (one that waits for an answer before sending) is answered
+    /// 413 then, and its connection closed.
+    Discard(usize, usize),
+}
+
+/// The longest pause of a body being discarded before its 413 is sent anyway.
+const DISCARD_PAUSE: Duration = Duration::from_secs(1);
+
+/// Hands a request whose body tiny_http has not read to `net`'s body readers; the request then
+/// continues on the body thread (`proceed`), or ends with 413, 408, 400 or 503.
+fn read_off_pool(
+    app: &Arc<App>,
+    raw: tiny_http::Request,
+    mut req: Req,
+    info: AccessInfo,
+    plan: BodyPlan,
+    hash: &HashPool,
+) {
+    let (cap, read, idle) = match plan {
+        BodyPlan::Read(cap) => (cap, cap, None),
+        BodyPlan::Discard(cap, declared) => (cap, declared, Some(DISCARD_PAUSE)),
+    };
+    let (app2, hash) = (app.clone(), hash.clone());
+    let then: net::body::Then = Box::new(move |raw, body, socket| {
+        let app = &*app2;
+        let err = match body {
+            // Discarded whole: the connection may carry on.
+            Ok(_) if read > cap => {
+                return finish(raw, error_reply(&req, &ApiError::too_large(cap)), &info);
+            }
+            // Discarding stopped early (a pause, an early close): still the 413 it was for.
+            Err(_) if read > cap => ApiError::too_large(cap),
+            Ok(body) => {
+                req.body = body;
+                let open = || app.svc.db.reader();
+                return app.net.bodies.with_reader(open, |conn| match conn {
+                    Ok(conn) => proceed(app, conn, raw, req, info, &hash),
+                    Err(e) => {
+                        let e = ApiError::internal(format!("cannot open a reader: {e}"));
+                        finish(raw, error_reply(&req, &e), &info)
+                    }
+                });
+            }
+            Err(BodyError::TooLarge) => ApiError::too_large(cap),
+            Err(BodyError::TimedOut) => ApiError::new(
+                crate::error::Code::RequestTimeout,
+                "The request body did not arrive in time",
+            ),
+            Err(BodyError::Broken) => ApiError::bad_request("Could not read body"),
+            Err(BodyError::Busy) => {
+                ApiError::unavailable("Too many uploads at once; retry shortly", 2)
+            }
+        };
+        close(app, raw, error_reply(&req, &err), &info, socket);
+    });
+    if let Err((raw, then)) = app.net.bodies.submit(raw, read, idle, then) {
+        then(raw, Err(BodyError::Busy), None);
+    }
 }
 
 /// The address a TCP server is bound to (for tests on port 0).

@@ -3,7 +3,7 @@
 //!
 //! A heartbeat that changes nothing but the time, the system info and the client address only
 //! updates this map; the heartbeat flusher (`workers::flusher`) writes every pending entry in
-//! one write job every `policy::HEARTBEAT_FLUSH_EVERY` (and at shutdown), together with the
+//! one write job every `heartbeat_flush_every` (and at shutdown), together with the
 //! online seconds accumulated per UTC day. A heartbeat that changes the status or the device's
 //! reported facts is written at once by the heartbeat itself, after taking this device's pending
 //! entry, so nothing is written twice or out of order. A crash loses at most one flush interval

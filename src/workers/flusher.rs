@@ -1,9 +1,9 @@
 //! The heartbeat flusher: writes the heartbeats coalesced in memory (`state::presence`) every
-//! `policy::HEARTBEAT_FLUSH_EVERY`, in one write job, and once more at shutdown.
+//! `heartbeat_flush_every` (`config`, default 5 s), in one write job, and once more at
+//! shutdown.
 
 use crate::db::devices;
 use crate::domain::Services;
-use crate::domain::policy::HEARTBEAT_FLUSH_EVERY;
 use crate::error::ApiResult;
 use crate::workers::{Stop, periodic};
 use std::sync::Arc;
@@ -20,10 +20,15 @@ pub fn flush(svc: &Services) -> ApiResult<()> {
 
 /// Starts the `ccjk-flusher` thread.
 pub fn spawn(svc: Arc<Services>, stop: &Stop) -> std::io::Result<std::thread::JoinHandle<()>> {
-    periodic("flusher", HEARTBEAT_FLUSH_EVERY, stop, move |last| {
-        if let Err(e) = flush(&svc) {
-            let when = if last { " at shutdown" } else { "" };
-            log::error!("writing heartbeats{when} failed: {e}");
-        }
-    })
+    periodic(
+        "flusher",
+        svc.cfg.heartbeat_flush_every,
+        stop,
+        move |last| {
+            if let Err(e) = flush(&svc) {
+                let when = if last { " at shutdown" } else { "" };
+                log::error!("writing heartbeats{when} failed: {e}");
+            }
+        },
+    )
 }

@@ -1,6 +1,6 @@
 //! One home for background work (docs/architecture.md "Background work"): the long-poll
-//! dispatcher, the events thread, the heartbeat flusher and the janitor (and the place for any
-//! later chore),
+//! dispatcher, the events thread, the heartbeat flusher, the janitor, the watchdog and the
+//! mailer (and the place for any later chore),
 //! started together, with one periodic-task helper, one stop signal and one shutdown order.
 //!
 //! Calls go one way: workers use the HTTP side (the dispatcher answers parked requests) and
@@ -12,6 +12,8 @@ pub mod dispatcher;
 pub mod events;
 pub mod flusher;
 pub mod janitor;
+pub mod mailer;
+pub mod watchdog;
 
 use crate::db::effects::{Effect, EffectSink};
 use crate::http::app::App;
@@ -99,25 +101,35 @@ pub struct Workers {
     dispatcher: Option<JoinHandle<()>>,
     events: Option<JoinHandle<()>>,
     periodic: Vec<JoinHandle<()>>,
+    mailer: Option<JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts the dispatcher, the events thread, the heartbeat flusher and the janitor.
-    pub fn start(app: &Arc<App>, stop: &Stop) -> std::io::Result<Workers> {
+    /// Starts the dispatcher, the events thread, the heartbeat flusher, the janitor, the
+    /// mailer, and the watchdog sending its sentinels to `target` (the listener).
+    pub fn start(
+        app: &Arc<App>,
+        stop: &Stop,
+        target: watchdog::Target,
+    ) -> std::io::Result<Workers> {
         Ok(Workers {
             dispatcher: Some(dispatcher::spawn(app.clone())?),
             events: Some(events::spawn(app.clone())?),
             periodic: vec![
                 flusher::spawn(app.svc.clone(), stop)?,
                 janitor::spawn(app.svc.clone(), stop)?,
+                watchdog::spawn(app.clone(), target, stop)?,
             ],
+            mailer: Some(mailer::spawn(app.svc.clone(), stop)?),
         })
     }
 
     /// The shutdown order, once requests have stopped coming in: answer every parked poll
     /// (closing the registry ends the dispatcher) and end every event stream (which ends the
     /// events thread), then let the periodic workers finish their last round (the flusher
-    /// writes the last heartbeats). The stop signal must already be set.
+    /// writes the last heartbeats), then wake the mailer and wait for the mail it is sending
+    /// (at most the relay timeout; queued mail stays queued for the next start). The stop
+    /// signal must already be set.
     pub fn stop(&mut self, app: &App) {
         app.polls.close();
         app.events.close();
@@ -130,11 +142,15 @@ impl Workers {
         for t in self.periodic.drain(..) {
             let _ = t.join();
         }
+        app.svc.mail.kick();
+        if let Some(m) = self.mailer.take() {
+            let _ = m.join();
+        }
     }
 }
 
 /// Sends the writer's after-commit effects where they belong: the long-poll registry, the
-/// event streams and the device caches.
+/// event streams, the device caches and the mailer.
 pub struct EffectRouter {
     app: std::sync::Weak<App>,
 }
@@ -170,6 +186,7 @@ impl EffectSink for EffectRouter {
                 }
                 Effect::Publish(e) => app.events.publish(e),
                 Effect::CredentialsRevoked(u) => app.events.recheck(u),
+                Effect::MailQueued => app.svc.mail.kick(),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Account state after sign-up (SPEC §6.1 `PATCH /v1/auth/me`, §9): an account an admin
+//! Account state after sign-up (docs/families.md, README "Operations"): an account an admin
 //! disables loses every credential on the next request (session token, API key, device key,
 //! refresh token) and gets them back when re-enabled; profile updates validate and keep
 //! usernames unique; and `/metrics` is for loopback clients and admins only.

@@ -1,4 +1,4 @@
-//! API keys and credential kinds (SPEC §5, §6.1 API-keys row): a key is shown once with its
+//! API keys and credential kinds (docs/limits.md, docs/families.md): a key is shown once with its
 //! `cck_` prefix and never listed; it holds only its scopes (403 `INSUFFICIENT_SCOPE`); it
 //! cannot manage keys or sessions (so a narrow key can never mint a wider credential); a
 //! revoked key is dead on the next request; another user's key id is 404 and changes nothing;

@@ -173,6 +173,15 @@ impl TestServer {
         panic!("no free port after three attempts")
     }
 
+    /// The services of an in-process server (its clock, caches and writer). Panics for a
+    /// server started with `spawn_binary`.
+    pub fn services(&self) -> &ccjk_cloud::domain::Services {
+        match &self.backend {
+            Backend::InProcess(r) => r.services(),
+            _ => panic!("services() needs an in-process server"),
+        }
+    }
+
     /// The server process's pid, for a server started with `spawn_binary`.
     pub fn pid(&self) -> Option<u32> {
         match &self.backend {

@@ -1,4 +1,4 @@
-//! The Control contract as the real CCJK CLI v3.7.x daemon uses it (SPEC §6.5): a test daemon
+//! The Control contract as the real CCJK CLI v3.7.x daemon uses it (docs/families.md): a test daemon
 //! that behaves like that client — `X-Device-Token` with a pre-shared key from
 //! `POST /v1/devices`, JSON bodies, register, a heartbeat every 200 ms listing the tasks it
 //! runs, `sh -c` for every command `pendingTasks` hands it (with the task's cwd and env), a

@@ -1,5 +1,5 @@
 //! Durability: a `kill -9` of the real binary in the middle of a load of task creations and
-//! daemon results loses no write the server had acknowledged (SPEC §10: zero lost acknowledged
+//! daemon results loses no write the server had acknowledged (README "Performance": zero lost acknowledged
 //! writes, with the default `synchronous=FULL` and group commit).
 
 use crate::common::*;
@@ -74,7 +74,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
             created.clone(),
         );
         // Connections opened one by one: tiny_http can leave one of a burst of new
-        // connections unserved until another closes (SPEC §8.5 "pool race").
+        // connections unserved until another closes (README "Behind nginx or Caddy").
         thread::sleep(Duration::from_millis(60));
         threads.push(thread::spawn(move || {
             let mut agent = client();
@@ -106,7 +106,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
                 );
                 let v = match r {
                     Some((200, v)) => v,
-                    // tiny_http can leave a new connection unserved in a burst (SPEC §8.5):
+                    // tiny_http can leave a new connection unserved in a burst (README "Behind nginx or Caddy"):
                     // like a real daemon, time out and reconnect.
                     None => {
                         agent = client();

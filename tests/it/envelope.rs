@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::io::Read;
 use std::net::TcpStream;
 
-/// Strings that must never appear in an error body (SPEC §5).
+/// Strings that must never appear in an error body (docs/limits.md).
 const LEAKS: [&str; 6] = ["sqlite", "select ", "/tmp", "panicked", "src/", "rusqlite"];
 
 /// An HTTP response as the tests see it.
@@ -30,7 +30,7 @@ impl Resp {
     }
 }
 
-/// Fails if an error response shows SQL, file paths or panic text (SPEC §5).
+/// Fails if an error response shows SQL, file paths or panic text (docs/limits.md).
 pub fn assert_no_leaks(what: &str, r: &Resp) {
     if r.status < 400 {
         return;

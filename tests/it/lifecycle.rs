@@ -1,7 +1,7 @@
 //! The server's life around requests: a Unix-socket listener, parked long-polls answered at
 //! shutdown, and the fatal path — when tiny_http's accept thread dies (here: out of file
 //! descriptors), the process must exit non-zero so that systemd restarts it rather than live on
-//! with a dead port (SPEC §8.4, §8.5).
+//! with a dead port (docs/architecture.md, README "Behind nginx or Caddy").
 
 use crate::common::*;
 use ccjk_cloud::config::{Config, Listen};

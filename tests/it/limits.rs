@@ -1,4 +1,4 @@
-//! Request limits and the error contract (SPEC §5, §8.5): malformed JSON (400), nesting past 32
+//! Request limits and the error contract (docs/limits.md, README "Behind nginx or Caddy"): malformed JSON (400), nesting past 32
 //! levels (400), a wrong Content-Type (415), a missing field (422), bodies over `max_body`
 //! (413 — declared, absurdly declared, never sent, or chunked) with the server still healthy
 //! afterwards; `X-Request-Id` on every response; unknown routes answered 404 in each family's
@@ -125,7 +125,7 @@ fn an_absurd_content_length_is_refused_without_killing_the_server() {
         b"POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                 Content-Length: 100000000000\r\n\r\n{\"email\":";
     let answer = s.raw(req);
-    // The connection is leaked rather than drained (SPEC §8.5), so only the head is certain.
+    // The connection is leaked rather than drained (README "Behind nginx or Caddy"), so only the head is certain.
     assert_eq!(raw_status(&answer), 413, "{answer:?}");
     assert!(
         answer.to_ascii_lowercase().contains("x-request-id:"),

@@ -320,15 +320,34 @@ fn a_new_user_runs_echo_hello_from_the_panel() {
         wait_text(&c, "#secret-value", |t| t.starts_with("cck_")).await;
         wait_text(&c, "#keys", |t| t.contains("script")).await;
         shoot(&c, "access-key-created", &mut problems).await;
+        // Messages: the notifications of this story (the device came online, the task
+        // completed), unread until "Mark all read".
         visit(
             &c,
             &base,
             "#/messages",
-            "#messages",
+            "#messages tr",
             "messages",
             &mut problems,
         )
         .await;
+        wait_text(&c, "#messages", |t| {
+            t.contains("Task completed: echo hello")
+        })
+        .await;
+        let unread = wait_text(&c, "#unread", |t| t.parse::<u32>().is_ok_and(|n| n >= 2)).await;
+        assert!(unread.parse::<u32>().is_ok_and(|n| n >= 2), "{unread}");
+        click(&c, "#read-all").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c
+            .execute("return document.getElementById('unread').hidden;", vec![])
+            .await
+            .expect("badge")
+            != Value::Bool(true)
+        {
+            assert!(Instant::now() < deadline, "the unread badge stayed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         visit(&c, &base, "#/stats", "#chart-tasks", "stats", &mut problems).await;
 
         // Phone width.

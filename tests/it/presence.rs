@@ -1,4 +1,4 @@
-//! What heartbeats leave behind for an admin reading the SQLite file (SPEC §7.2): one
+//! What heartbeats leave behind for an admin reading the SQLite file (docs/tasks.md): one
 //! `device_online` / `device_offline` message per transition (not per heartbeat), and online
 //! seconds per device and UTC day in `device_uptime`, written from memory by the flush thread
 //! and at shutdown.
@@ -14,7 +14,9 @@ fn beat(s: &TestServer, key: &str) {
 
 #[test]
 fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
-    let mut s = TestServer::start();
+    // No periodic flush during the test: what the coalesced heartbeats leave in the file can
+    // only have been written by a status change or by the flush at shutdown.
+    let mut s = TestServer::start_with(|c| c.heartbeat_flush_every = Duration::from_secs(3600));
     let (token, _, _) = s.register("beats@example.com");
     let (uuid, key) = new_device(&s, &token, "box");
 
@@ -33,6 +35,20 @@ fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
     let dev = assert_v1_ok(&s.get(&format!("/v1/devices/{uuid}"), Some(&token)), 200);
     assert_eq!(dev["device"]["status"], json!("online"));
     assert_eq!(s.metric("ccjk_devices_online"), 1);
+    // A heartbeat that changes nothing is only kept in memory ...
+    let written_before_stop = dev["device"]["last_heartbeat_at"]
+        .as_str()
+        .expect("the status change wrote its time")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    beat(&s, &key);
+    let still = assert_v1_ok(&s.get(&format!("/v1/devices/{uuid}"), Some(&token)), 200);
+    assert_eq!(
+        still["device"]["last_heartbeat_at"].as_str(),
+        Some(written_before_stop.as_str()),
+        "a coalesced heartbeat is not written at once"
+    );
+    // ... until the shutdown flush.
     s.stop();
 
     let c = rusqlite::Connection::open(s.db_path()).expect("open the database");
@@ -60,7 +76,7 @@ fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
         (2..=4).contains(&seconds),
         "about 2.4 s online between the first three beats (the time offline does not count): {seconds}"
     );
-    let last: Option<String> = c
+    let last: String = c
         .query_row(
             "SELECT last_heartbeat_at FROM devices WHERE uuid = ?1",
             [&uuid],
@@ -68,7 +84,8 @@ fn transitions_are_recorded_once_and_uptime_accrues_per_day() {
         )
         .expect("last heartbeat");
     assert!(
-        last.is_some(),
-        "coalesced heartbeats are written at shutdown"
+        last > written_before_stop,
+        "the coalesced heartbeat after the last status change was written at shutdown: \
+         {last} vs {written_before_stop}"
     );
 }

@@ -1,5 +1,4 @@
-//! Claims under contention (SPEC §7.1 "a task is handed out to exactly one claim, ever, per
-//! attempt", §7.3 concurrency limits shape claims): twenty pollers, each with its own client,
+//! Claims under contention (docs/tasks.md, docs/limits.md shape claims): twenty pollers, each with its own client,
 //! drain two hundred tasks from one device while reporting results to free the plan's ten
 //! running slots, and every task is delivered exactly once; cancelled tasks never are; and a
 //! device key that was rotated away or whose device was deleted is refused (401) at its next

@@ -1,4 +1,4 @@
-//! The task queue end to end in every family (SPEC §6.1–§6.3, §6.5, §7.1): a task queued by its
+//! The task queue end to end in every family (docs/families.md, docs/tasks.md): a task queued by its
 //! owner is claimed exactly once by a daemon (`/v1` poll, Lite and Control heartbeats — never by
 //! an offline one), and its result is what the owner reads back; Sessions' jobs are the tasks
 //! created with a session's token and go with the session; `POST /v1/daemon/register` gives the
@@ -385,5 +385,68 @@ fn daemon_register_is_idempotent_per_machine_id() {
     assert_eq!(
         heartbeat(&s, &key, json!({"status": "online"}))["device_status"],
         json!("online")
+    );
+}
+
+#[test]
+fn args_come_back_as_sent_and_sane_daemon_times_are_kept() {
+    let s = TestServer::start();
+    let (token, _, _) = s.register("details@example.com");
+    let (dev, key) = new_device(&s, &token, "box");
+    let args = json!({"cwd": "/srv/app", "env": {"RUST_LOG": "debug"}, "shell": "bash"});
+    let id = queue(
+        &s,
+        &token,
+        json!({"device_id": dev, "command": "cargo test", "args": args}),
+    );
+    let t = task(&s, &token, &id);
+    assert_eq!(t["args"], args, "args are echoed as sent");
+    assert_eq!(
+        (t["cwd"].clone(), t["env"].clone()),
+        (json!("/srv/app"), json!({"RUST_LOG": "debug"}))
+    );
+    let claimed = pending(&s, &key, "limit=1");
+    assert_eq!(claimed["tasks"][0]["args"]["shell"], json!("bash"));
+    let claimed_at = task(&s, &token, &id)["started_at"]
+        .as_str()
+        .expect("started")
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let done = ccjk_cloud::time::now();
+    let r = report(
+        &s,
+        &key,
+        &id,
+        json!({"exit_code": 0, "started_at": claimed_at, "completed_at": done}),
+    );
+    assert_v1_ok(&r, 200);
+    let t = task(&s, &token, &id);
+    assert_eq!(
+        (t["started_at"].as_str(), t["completed_at"].as_str()),
+        (Some(claimed_at.as_str()), Some(done.as_str())),
+        "sane times from the daemon are kept"
+    );
+
+    // Times from the future or from before the claim are not.
+    let id = queue(&s, &token, json!({"device_id": dev, "command": "date"}));
+    pending(&s, &key, "limit=1");
+    let before = task(&s, &token, &id)["started_at"]
+        .as_str()
+        .expect("started")
+        .to_string();
+    let r = report(
+        &s,
+        &key,
+        &id,
+        json!({"exit_code": 0, "started_at": "2001-01-01T00:00:00Z",
+               "completed_at": "2999-01-01T00:00:00Z"}),
+    );
+    assert_v1_ok(&r, 200);
+    let t = task(&s, &token, &id);
+    assert_eq!(t["started_at"].as_str(), Some(before.as_str()));
+    let completed = t["completed_at"].as_str().expect("completed");
+    assert!(
+        completed < "2999" && completed >= before.as_str(),
+        "{completed}"
     );
 }

@@ -1,4 +1,4 @@
-//! Leases and give-back (SPEC §7.1 leases, §7.2): an attempt whose daemon goes silent is given
+//! Leases and give-back (docs/tasks.md): an attempt whose daemon goes silent is given
 //! back by the janitor when its lease (timeout + `lease_grace`) expires — pending again while
 //! retries remain, then `timeout` — and results of attempts that no longer hold the task are
 //! 409 `STALE_ATTEMPT`; a heartbeat that stops listing a task gives it back only once the task

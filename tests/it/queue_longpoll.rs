@@ -1,4 +1,4 @@
-//! Long-polls (SPEC §7.1 long-poll, §8.5 "parking must never also hold a worker"): a poll with
+//! Long-polls (docs/tasks.md, README "Behind nginx or Caddy"): a poll with
 //! `wait` is answered as soon as work for its device arrives (a queued task, a cancel of a task
 //! it runs, a slot freed by a result), with an empty list when its wait runs out, and with 401
 //! when its key was rotated meanwhile; parked polls leave the worker threads free, so a server

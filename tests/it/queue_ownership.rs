@@ -1,5 +1,4 @@
-//! Ownership of devices and tasks (SPEC §1 "an authorization mistake anywhere in this server is
-//! remote code execution", §5 ownership and credentials): every device and task route called
+//! Ownership of devices and tasks (docs/security.md, docs/limits.md credentials): every device and task route called
 //! with another user's id answers 404 exactly like a missing id and changes nothing; a device
 //! key reaches only its own device's tasks, even among one owner's devices; an API key is held
 //! to its scopes; and each route takes only its own kind of credential (401 otherwise).

@@ -1,4 +1,4 @@
-//! The queue's rules (SPEC §7.1, §7.3): a sequential batch releases its next task on success and
+//! The queue's rules (docs/tasks.md, docs/limits.md): a sequential batch releases its next task on success and
 //! cancels the rest on failure; an `Idempotency-Key` returns its user's first task; retry makes a
 //! child with `parent_task_id`; a cancelled pending task is never delivered, a cancelled running
 //! one is delivered in `cancel_tasks` and keeps the late output it gets; output over
@@ -91,7 +91,7 @@ fn idempotency_key_returns_the_first_task_for_its_user_only() {
     );
 }
 
-/// A device key sees only its own device's tasks (SPEC §6.2), replays included: reusing the
+/// A device key sees only its own device's tasks (docs/families.md), replays included: reusing the
 /// owner's Idempotency-Key of another device's task is a conflict, not that task's id.
 #[test]
 fn a_device_key_cannot_replay_another_devices_idempotency_key() {
@@ -370,7 +370,7 @@ fn retrying_a_task_of_a_deleted_device_does_not_send_it_to_another() {
     assert_v1_ok(&report(&s, &gone_key, &id, json!({"exit_code": 0})), 200);
     assert_v1_ok(&s.delete(&format!("/v1/devices/{gone}"), Some(&token)), 200);
     let r = s.post_json(&format!("/v1/tasks/{id}/retry"), Some(&token), json!({}));
-    assert!(r.status < 500, "{}", r.text);
+    assert_v1_error(&r, 409, "CONFLICT");
     let p = pending(&s, &other_key, "limit=10");
     assert_eq!(
         p["count"],

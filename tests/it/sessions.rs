@@ -1,4 +1,4 @@
-//! Sessions as named logins (SPEC §6.1 sessions row, §6.3, §7.4): creating, listing, renaming
+//! Sessions as named logins (docs/families.md, docs/security.md): creating, listing, renaming
 //! and deleting them in both `/v1/sessions` and `/api/sessions`; logout; a password change
 //! that signs out every other session; refresh-token rotation that kills the old pair at once;
 //! and ownership — another user's session id answers exactly like a missing one and changes

@@ -1,5 +1,5 @@
 //! The real binary (`CARGO_BIN_EXE_ccjk-cloud`), which covers `main.rs`, `Config::from_env`
-//! and the CLI (SPEC §3, §8.4, §9): `serve` comes up on `CCJK_LISTEN`, answers `/health`, and
+//! and the CLI (README "Configuration", docs/architecture.md, README "Operations"): `serve` comes up on `CCJK_LISTEN`, answers `/health`, and
 //! exits 0 on SIGTERM with the WAL checkpointed; a public address without `CCJK_PUBLIC=1` is
 //! refused at start; `user create|list|disable`, `backup PATH` and `check` work on a database
 //! file an admin points them at.
@@ -89,7 +89,7 @@ fn threads(pid: u32) -> Vec<(String, u32, i32)> {
     out
 }
 
-/// SPEC §10 (poll p99 during a login burst): the hashing threads run SCHED_IDLE (5), every
+/// README "Performance" (poll p99 during a login burst): the hashing threads run SCHED_IDLE (5), every
 /// other thread, tiny_http's included, SCHED_BATCH (3), all at the nice value the server was
 /// started with; and the process runs with its glibc malloc tunables.
 #[test]

@@ -1,4 +1,4 @@
-//! Stored secrets (SPEC §8.3): after a full authentication flow in every family, a copy of the
+//! Stored secrets (docs/security.md): after a full authentication flow in every family, a copy of the
 //! database alone reveals no live credential. The test collects every token, key and password
 //! the server handed out or received, stops the server, and searches the raw bytes of
 //! `ccjk.db` and its `-wal` (and `-shm`) for each of them; it also checks that the secret key

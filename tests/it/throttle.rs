@@ -1,4 +1,4 @@
-//! Brute force and back-pressure (SPEC §8.1, §8.2): repeated failures from one client IP get
+//! Brute force and back-pressure (docs/security.md): repeated failures from one client IP get
 //! 429 with `Retry-After` before any password hash is computed (checked with the binary's
 //! `ccjk_password_hashes_total`); the client IP is the socket's, or the last hop of
 //! `X-Forwarded-For` only behind a trusted proxy; a hashing pool that cannot take a login in
@@ -134,7 +134,7 @@ fn a_saturated_hashing_pool_answers_503_with_retry_after() {
     assert_v1_error(&r, 401, "UNAUTHORIZED");
 }
 
-/// SPEC §8.2 throttles per account, and an account can be named by its email or its username
+/// docs/security.md account, and an account can be named by its email or its username
 /// (in any case). Each attempt comes from a fresh IP, so only the account limit can apply.
 #[test]
 fn the_account_limit_counts_every_name_of_the_account() {

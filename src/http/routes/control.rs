@@ -37,6 +37,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The device as the daemon sees it.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ControlDevice")]
 pub struct DeviceShort {
     pub id: String,
     pub name: String,
@@ -56,6 +57,7 @@ fn device_short(d: &BeatRow) -> DeviceShort {
 /// A claimed task as the daemon runs it.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ControlCommand")]
 pub struct Command {
     pub id: String,
     pub device_id: String,
@@ -88,6 +90,7 @@ fn command(t: &Task, device_uuid: &str) -> Command {
 
 /// What the daemon says about itself.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "ControlRegister")]
 pub struct RegisterBody {
     pub name: Option<String>,
     pub platform: Option<String>,
@@ -97,6 +100,7 @@ pub struct RegisterBody {
 
 /// The registered device.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ControlRegistered")]
 pub struct Registered {
     pub device: DeviceShort,
 }
@@ -124,6 +128,7 @@ fn register(call: &Call, Lenient(b): Lenient<RegisterBody>) -> ApiResult<Registe
 /// Control's heartbeat.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ControlHeartbeat")]
 pub struct HeartbeatBody {
     /// `online`, `busy` or `offline`.
     pub status: Option<String>,
@@ -136,6 +141,7 @@ pub struct HeartbeatBody {
 /// Claimed commands and the device's status.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ControlHeartbeatReply")]
 pub struct HeartbeatReply {
     pub pending_tasks: Vec<Command>,
     pub device_status: DeviceStatus,
@@ -175,6 +181,7 @@ fn heartbeat(call: &Call, Lenient(b): Lenient<HeartbeatBody>) -> ApiResult<Heart
 
 /// Claimed commands.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ControlCommands")]
 pub struct Commands {
     pub commands: Vec<Command>,
 }
@@ -191,6 +198,7 @@ fn pending(call: &Call, _: ()) -> ApiResult<Commands> {
 /// A command's result.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ControlResult")]
 pub struct ResultBody {
     pub exit_code: Option<i64>,
     pub stdout: Option<String>,
@@ -205,6 +213,7 @@ pub struct ResultBody {
 /// The command's state.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ControlResultReply")]
 pub struct ResultReply {
     pub command_id: String,
     pub status: TaskStatus,

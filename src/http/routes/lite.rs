@@ -8,16 +8,22 @@ use crate::db::tasks::{Task, TaskStatus};
 use crate::domain::callers::{Caller, DeviceCaller};
 use crate::domain::daemon::{self, Beat, ResultRequest};
 use crate::domain::devices::fact;
+use crate::domain::email_config::{self, ConfigRequest};
+use crate::domain::mail::{self, SendRequest};
 use crate::domain::policy::HEARTBEAT_CLAIM_LIMIT;
 use crate::domain::tasks::{self, CreateTaskRequest, Creator, ListFilter, Source};
 use crate::domain::{accounts, callers, devices};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::http::family::Family;
 use crate::http::route::{
-    Auth, Call, Json, JsonOr, Out, PageQuery, Query, Route, credential, get, post,
+    Auth, Call, Json, JsonOr, Out, PageQuery, Query, Rate, Route, credential, get, post,
 };
 use crate::http::routes::poll::{PollQuery, poll};
 use crate::http::routes::status_filter;
+use crate::http::routes::v1::{
+    self,
+    email::{EmailConfigView, MailView},
+};
 use crate::http::views::{TaskView, json_col};
 use crate::http::{Reply, Req};
 use schemars::JsonSchema;
@@ -47,7 +53,35 @@ pub fn routes() -> Vec<Route> {
             .to("A task", get_task),
         post("/tasks/{id}/cancel").auth(owner("task:cancel"))
             .to("Cancel a task", cancel_task),
+        post("/email/config").auth(owner("user:write"))
+            .to("Set the account's e-mail config", email_config),
+        post("/email/send").auth(owner("user:write")).statuses(&[202])
+            .to_out("Queue a mail to the account's own or configured address", email_send),
+        post("/email/incoming").rate(Rate::Webhook)
+            .to("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", v1::email::incoming),
     ]
+}
+
+/// The account a Lite caller acts for (a device key acts for its owner).
+fn account(call: &Call) -> ApiResult<crate::db::users::User> {
+    match call.caller()? {
+        Caller::User(u) => Ok((*u.user).clone()),
+        Caller::Device(d) => callers::active_user(&call.cx, d.user_id),
+    }
+}
+
+/// `POST /email/config` {email, imap_host, smtp_host, password, …}: the account's own config
+/// (Lite keeps one per user).
+fn email_config(call: &Call, Json(mut b): Json<ConfigRequest>) -> ApiResult<EmailConfigView> {
+    b.device_id = None;
+    let c = email_config::set(&call.cx, account(call)?.id, b)?;
+    Ok((&c).into())
+}
+
+/// `POST /email/send` {to, subject, body}: 202 with the queued mail.
+fn email_send(call: &Call, Json(b): Json<SendRequest>) -> ApiResult<Out<MailView>> {
+    let m = mail::send(&call.cx, &account(call)?, b)?;
+    Ok(Out::Status(202, (&m).into()))
 }
 
 /// A claimed task in Lite's shape.
@@ -79,6 +113,7 @@ impl From<&Task> for LiteTask {
 
 /// Lite's heartbeat.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteHeartbeat")]
 pub struct HeartbeatBody {
     /// `online` (default), `busy`, `error`, `maintenance` or `offline`.
     pub status: Option<String>,
@@ -88,6 +123,7 @@ pub struct HeartbeatBody {
 
 /// Tasks the heartbeat claimed (now running), and cancels to deliver.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteHeartbeatReply")]
 pub struct HeartbeatReply {
     pub pending_tasks: Vec<LiteTask>,
     pub cancel_tasks: Vec<String>,
@@ -121,6 +157,7 @@ fn heartbeat(call: &Call, JsonOr(b): JsonOr<HeartbeatBody>) -> ApiResult<Heartbe
 
 /// Claimed tasks and cancels.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteClaimed")]
 pub struct Claimed {
     pub tasks: Vec<LiteTask>,
     pub cancel_tasks: Vec<String>,
@@ -144,6 +181,7 @@ fn daemon_tasks(call: &Call, Query(q): Query<PollQuery>) -> ApiResult<Out<Claime
 
 /// A task's id and state.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteTaskRef")]
 pub struct TaskRef {
     pub task_id: String,
     pub status: TaskStatus,
@@ -199,12 +237,14 @@ fn get_task(call: &Call, _: ()) -> ApiResult<TaskView> {
 
 /// `status` filter of Lite's task list.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteStatusFilter")]
 pub struct StatusFilter {
     pub status: Option<String>,
 }
 
 /// Lite's task list.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteTaskList")]
 pub struct TaskList {
     pub tasks: Vec<TaskView>,
     pub next_cursor: Option<String>,
@@ -237,6 +277,7 @@ fn cancel_task(call: &Call, _: ()) -> ApiResult<TaskRef> {
 
 /// Lite's sign-up or login.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteAuth")]
 pub struct AuthBody {
     pub email: String,
     pub password: String,
@@ -244,6 +285,7 @@ pub struct AuthBody {
 
 /// The key a Lite daemon uses, and its account.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteDeviceKey")]
 pub struct DeviceKey {
     /// `ccjk_…`: the primary device's key, the same on every login.
     pub device_key: String,
@@ -279,12 +321,14 @@ fn register_or_login(call: &Call, Json(b): Json<AuthBody>) -> ApiResult<DeviceKe
 
 /// `device_key` to check, when not in `X-Device-Key`.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "LiteVerifyQuery")]
 pub struct VerifyQuery {
     pub device_key: Option<String>,
 }
 
 /// A valid credential's account.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "LiteValid")]
 pub struct Valid {
     pub valid: bool,
     pub user_id: i64,

@@ -48,6 +48,7 @@ pub fn routes() -> Vec<Route> {
 
 /// A user as the seed shows one.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsUser")]
 pub struct UserShort {
     pub id: i64,
     pub username: Option<String>,
@@ -68,6 +69,7 @@ impl From<&User> for UserShort {
 
 /// A session as the seed shows one.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsSession")]
 pub struct SessionShort {
     pub id: i64,
     pub name: Option<String>,
@@ -88,6 +90,7 @@ impl From<&Session> for SessionShort {
 
 /// A message and the user it is about.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsRegistered")]
 pub struct Registered {
     pub message: String,
     pub user: UserShort,
@@ -103,6 +106,7 @@ fn register(call: &Call, Json(b): Json<RegisterInput>) -> ApiResult<Registered> 
 
 /// A session with its token.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsToken")]
 pub struct SessionToken {
     pub id: i64,
     pub token: String,
@@ -112,6 +116,7 @@ pub struct SessionToken {
 
 /// The logged-in user.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsUserRef")]
 pub struct UserRef {
     pub id: i64,
     pub username: Option<String>,
@@ -120,6 +125,7 @@ pub struct UserRef {
 
 /// A login's answer.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsLoggedIn")]
 pub struct LoggedIn {
     pub message: String,
     pub session: SessionToken,
@@ -148,6 +154,7 @@ fn login(call: &Call, Json(b): Json<LoginInput>) -> ApiResult<LoggedIn> {
 
 /// A valid session.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsValid")]
 pub struct Valid {
     pub valid: bool,
     pub user: UserRef,
@@ -185,6 +192,7 @@ fn verify(call: &Call, _: ()) -> ApiResult<Out<Valid>> {
 
 /// A confirmation.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsDone")]
 pub struct Done {
     pub message: String,
 }
@@ -198,6 +206,7 @@ fn logout(call: &Call, _: ()) -> ApiResult<Done> {
 
 /// The current session, short.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsCurrent")]
 pub struct CurrentSession {
     pub id: i64,
     pub name: Option<String>,
@@ -206,6 +215,7 @@ pub struct CurrentSession {
 
 /// The caller and their session.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsMe")]
 pub struct Me {
     pub user: UserShort,
     pub current_session: CurrentSession,
@@ -226,12 +236,14 @@ fn me(call: &Call, _: ()) -> ApiResult<Me> {
 
 /// An optional name.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "SessionsName")]
 pub struct NameBody {
     pub name: Option<String>,
 }
 
 /// A new session with its token.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsNewSession")]
 pub struct NewSession {
     pub message: String,
     pub session: SessionToken,
@@ -258,6 +270,7 @@ fn new_session(call: &Call, JsonOr(b): JsonOr<NameBody>) -> ApiResult<NewSession
 
 /// A session with its number of jobs.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsSessionItem")]
 pub struct SessionItem {
     #[serde(flatten)]
     pub session: SessionShort,
@@ -266,6 +279,7 @@ pub struct SessionItem {
 
 /// The caller's sessions.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsList")]
 pub struct Sessions {
     pub sessions: Vec<SessionItem>,
     pub next_cursor: Option<String>,
@@ -292,6 +306,7 @@ fn list(call: &Call, Query(q): Query<PageQuery>) -> ApiResult<Sessions> {
 
 /// A task as Sessions calls it: a job.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsJob")]
 pub struct Job {
     pub job_id: String,
     pub status: TaskStatus,
@@ -318,6 +333,7 @@ impl From<&Task> for Job {
 
 /// A session and its jobs.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsJobs")]
 pub struct SessionJobs {
     pub session: SessionShort,
     pub jobs: Vec<Job>,
@@ -338,6 +354,7 @@ fn show(call: &Call, _: ()) -> ApiResult<SessionJobs> {
 
 /// The current session's jobs.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsCurrentJobs")]
 pub struct CurrentJobs {
     pub session_id: i64,
     pub jobs: Vec<Job>,
@@ -358,6 +375,7 @@ fn current_jobs(call: &Call, _: ()) -> ApiResult<CurrentJobs> {
 
 /// A renamed session.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "SessionsRenamed")]
 pub struct Renamed {
     pub message: String,
     pub session: CurrentSession,

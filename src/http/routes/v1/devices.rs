@@ -36,6 +36,7 @@ pub fn list(call: &Call, Query(q): Query<PageQuery>) -> ApiResult<DeviceList> {
 
 /// A device's name.
 #[derive(Deserialize, JsonSchema, Default)]
+#[schemars(rename = "DeviceName")]
 pub struct NameBody {
     /// 1–100 characters.
     #[serde(default)]
@@ -114,6 +115,7 @@ pub fn delete(call: &Call, _: ()) -> ApiResult<Message> {
 
 /// A registered daemon's device, key and config.
 #[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DaemonRegistered")]
 pub struct Registered {
     pub device_id: String,
     pub device_key: String,

@@ -3,14 +3,18 @@
 //! or threads, the summary the OpenAPI document shows, and the handler.
 
 mod devices;
+pub mod email;
 mod events;
 mod identity;
+mod messages;
 mod panel;
 mod tasks;
 
-use crate::http::route::{Auth, Cap, Route, delete, get, patch, post};
+use crate::http::route::{Auth, Cap, Rate, Route, delete, get, patch, post};
 use devices as dev;
+use email as mail;
 use identity as id;
+use messages as msg;
 use tasks as task;
 
 /// The `/v1` routes.
@@ -95,6 +99,34 @@ pub fn routes() -> Vec<Route> {
             .to("Cancel a task", task::cancel),
         post("/v1/tasks/{id}/retry").user("task:create").created()
             .to("Queue a finished task again", task::retry),
+        // e-mail
+        post("/v1/email/config").user("user:write")
+            .to("Set the e-mail config of the account or of a device", mail::set_config),
+        get("/v1/email/config").user("user:read")
+            .to("The caller's e-mail configs (passwords never shown)", mail::list_configs),
+        get("/v1/email/config/{device_id}").user("user:read")
+            .to("The e-mail config of a device (`account`: the account's own)", mail::get_config),
+        delete("/v1/email/config/{device_id}").user("user:write")
+            .to("Delete an e-mail config", mail::delete_config),
+        post("/v1/email/test").user("user:write").statuses(&[202])
+            .to_out("Queue a test mail to a configured address", mail::test),
+        post("/v1/email/send").user("user:write").statuses(&[202])
+            .to_out("Queue a mail to the caller's own or configured address", mail::send),
+        get("/v1/email/outbox").user("user:read")
+            .to("The caller's mails and their delivery state", mail::outbox),
+        get("/v1/email/outbox/{id}").user("user:read")
+            .to("One mail of the outbox", mail::outbox_one),
+        post("/v1/email/incoming").rate(Rate::Webhook)
+            .to("Inbound mail webhook (HMAC-signed): a [CCJK] mail becomes a task", mail::incoming),
+        // messages
+        get("/v1/messages").user("user:read")
+            .to("The caller's notifications, newest first", msg::list),
+        post("/v1/messages/{id}/read").user("user:write")
+            .to("Mark a notification read", msg::read),
+        post("/v1/messages/read-all").user("user:write")
+            .to("Mark every notification read", msg::read_all),
+        delete("/v1/messages/{id}").user("user:write")
+            .to("Delete a notification", msg::delete),
         // events
         get("/v1/events").user("task:read").query_token().raw("text/event-stream")
             .statuses(&[200])
