@@ -91,6 +91,16 @@ pub struct Config {
     pub lease_grace: Duration,
     /// How often the janitor runs (offline detection, lease expiry, idle sessions, retention).
     pub janitor_interval: Duration,
+    /// `CCJK_EVENT_STREAMS_PER_USER`, default 16: open `GET /v1/events` streams per user (a
+    /// few browser tabs, a phone and some scripts; each open stream holds a connection and
+    /// tiny_http's thread for it, so the cap bounds what one account can hold open).
+    pub event_streams_per_user: usize,
+    /// How often event streams get a comment ping (keeps proxies from closing a quiet stream)
+    /// and a credential check: 15 s.
+    pub event_ping: Duration,
+    /// Recent events kept for `Last-Event-ID` resumes, over all users: 4096 (and at most
+    /// `policy::EVENT_BUFFER_BYTES` of them).
+    pub event_buffer_frames: usize,
     /// How often heartbeats coalesced in memory are written, default 5 s: a crash loses at
     /// most this much of heartbeat times (never a status change, a task or a result). Not an
     /// environment setting; tests lengthen it to see the write at shutdown.
@@ -173,6 +183,9 @@ impl Default for Config {
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
             janitor_interval: Duration::from_secs(5),
+            event_streams_per_user: 16,
+            event_ping: Duration::from_secs(15),
+            event_buffer_frames: 4096,
             heartbeat_flush_every: Duration::from_secs(5),
             net: NetLimits::default(),
             mail: MailConfig {
@@ -238,6 +251,17 @@ impl Config {
                     Ok(())
                 }
                 _ => Err(format!("CCJK_HASH_THREADS: {v:?} is not 1 or 2")),
+            });
+        }
+        if let Some(v) = get("CCJK_EVENT_STREAMS_PER_USER") {
+            note(match v.parse::<usize>() {
+                Ok(n) if (1..=100_000).contains(&n) => {
+                    c.event_streams_per_user = n;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "CCJK_EVENT_STREAMS_PER_USER: {v:?} is not a number from 1 to 100000"
+                )),
             });
         }
         if let Some(v) = get("CCJK_PUBLIC_URL") {

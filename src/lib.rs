@@ -177,8 +177,10 @@ impl Running {
         }
         self.app.begin_stop();
         self.stop.request();
-        // Parked long-polls are answered first, so daemons are not left waiting.
+        // Parked long-polls are answered first, so daemons are not left waiting, and event
+        // streams end (their clients reconnect to the next process with Last-Event-ID).
         self.app.polls.close();
+        self.app.events.close();
         let requests =
             std::mem::take(&mut *self.requests.lock().unwrap_or_else(|p| p.into_inner()));
         for _ in 0..requests.len() {

@@ -6,6 +6,7 @@
 
 use crate::client;
 use crate::closed;
+use crate::events;
 use crate::fleet;
 use crate::phases::{self, Loop};
 use crate::procfs;
@@ -37,6 +38,17 @@ pub struct Args {
     pub quick: bool,
     /// The server's database file (the `stats` phase writes its history there).
     pub db: std::path::PathBuf,
+}
+
+/// The fleet phase's load (also run again by the events phase with streams open).
+fn fleet_params(a: &Args) -> fleet::Params {
+    fleet::Params {
+        warmup: Duration::from_secs(3),
+        window: secs(a, 20.0, 6.0),
+        tasks_per_s: 20.0,
+        heartbeat_every: Duration::from_secs(2),
+        wait_s: 30,
+    }
 }
 
 /// Seconds: `full` normally, `quick` with `--quick`.
@@ -248,13 +260,7 @@ pub fn run(a: &Args) -> Result<Value, String> {
                 json!({"skipped": "the daemon routes are missing"}),
             );
         } else {
-            let p = fleet::Params {
-                warmup: Duration::from_secs(3),
-                window: secs(a, 20.0, 6.0),
-                tasks_per_s: 20.0,
-                heartbeat_every: Duration::from_secs(2),
-                wait_s: 30,
-            };
+            let p = fleet_params(a);
             eprintln!(
                 "fleet bench: fleet: 1,000 daemons (2,000 connections), {} s window ...",
                 p.window.as_secs_f64()
@@ -278,6 +284,31 @@ pub fn run(a: &Args) -> Result<Value, String> {
             {
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+    }
+    if want("events") {
+        if s.devices.is_empty() {
+            out.insert(
+                "events".into(),
+                json!({"skipped": "the daemon routes are missing"}),
+            );
+        } else {
+            let p = events::Params {
+                streams: 1000,
+                results: if a.quick { 30 } else { 100 },
+                results_per_s: 10.0,
+                fleet_streams_per_user: 10,
+            };
+            eprintln!(
+                "fleet bench: events: 1,000 event streams, {} results; then fleet with 100 streams ...",
+                p.results
+            );
+            let fp = fleet_params(a);
+            let v = measured("events", &["", "fleet_with_streams"], &mut invalid, || {
+                events::run(a.server, pid, &s, &p, &fp, tck)
+            });
+            out.insert("events".into(), v);
+            peak("events");
         }
     }
     if want("idle") {

@@ -2,7 +2,7 @@
 //! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `idle` and `stats` (`hot` and `ceiling` in alternating rounds,
+//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `events`, `idle` and `stats` (`hot` and `ceiling` in alternating rounds,
 //! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
 //! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
@@ -22,7 +22,8 @@
 //! has file descriptors for thousands of connections without any `unsafe`:
 //! * this process: orchestration only (spawn, wait, stop, render);
 //! * `ccjk-cloud serve` on core 0 with `CCJK_DB=<tempdir>/bench.db`, `CCJK_LISTEN=127.0.0.1:<free
-//!   port>`, `CCJK_DEFAULT_PLAN=enterprise` (no device quota), `RUST_LOG=warn` (no access log; the
+//!   port>`, `CCJK_DEFAULT_PLAN=enterprise` (no device quota), `CCJK_EVENT_STREAMS_PER_USER=1000`
+//!   (the events phase's streams are one user's), `RUST_LOG=warn` (no access log; the
 //!   log goes to a file, summarised at the end), and `CCJK_RATE_LIMIT_USER` and
 //!   `CCJK_RATE_LIMIT_DAEMON` at a million a minute: a closed loop asks each device for far more
 //!   than a daemon ever would, and the limits must not refuse it, while the limiter still counts
@@ -33,6 +34,7 @@
 mod ceiling;
 mod client;
 mod closed;
+mod events;
 mod fleet;
 mod generator;
 mod phases;
@@ -48,8 +50,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const PHASES: [&str; 8] = [
-    "hot", "ceiling", "login", "closed", "vault", "fleet", "idle", "stats",
+const PHASES: [&str; 9] = [
+    "hot", "ceiling", "login", "closed", "vault", "fleet", "events", "idle", "stats",
 ];
 const FLAGS: [&str; 3] = ["--bench", "--quick", "--no-wait"];
 /// Raise the soft fd limit (to the hard limit when 65536 is not allowed, as in containers).
@@ -222,6 +224,11 @@ fn orchestrate(args: &[String]) -> Result<u8, String> {
         .env("CCJK_DEFAULT_PLAN", "enterprise")
         .env("CCJK_RATE_LIMIT_USER", "1000000")
         .env("CCJK_RATE_LIMIT_DAEMON", "1000000")
+        // The events phase opens 1,000 streams of one user (its fan-out worst case).
+        .env(
+            "CCJK_EVENT_STREAMS_PER_USER",
+            std::env::var("CCJK_EVENT_STREAMS_PER_USER").unwrap_or_else(|_| "1000".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(log)
         .stderr(log2)

@@ -367,6 +367,84 @@ pub fn print(v: &Value) {
             "",
         );
     }
+    let ev = &v["events"];
+    if let Some(why) = ev["skipped"].as_str() {
+        t.row("events", "skipped", why.into(), "", "");
+    } else if !ev.is_null() {
+        let inc = f(&ev["rss_increase_kb"]);
+        t.row(
+            "events",
+            &format!("{} streams open: server RSS increase", ev["streams_open"]),
+            format!(
+                "{} ({} → {})",
+                mb(&ev["rss_increase_kb"]),
+                mb(&ev["server_rss_kb_before"]),
+                mb(&ev["server_rss_kb_with_streams"])
+            ),
+            "≤ 25 MB",
+            verdict(inc.map(|k| k * 1024.0 <= 25e6)),
+        );
+        t.row(
+            "events",
+            "RSS increase after the results (buffer filled)",
+            mb(&ev["rss_increase_after_results_kb"]),
+            "",
+            "",
+        );
+        let p99 = f(&ev["to_all_streams"]["p99_us"]);
+        t.row(
+            "events",
+            &format!(
+                "result → on all streams p50 / p99 ({}/s)",
+                ev["results_per_s"]
+            ),
+            lat(&ev["to_all_streams"]),
+            "p99 ≤ 50 ms",
+            verdict(p99.map(|p| p <= 50000.0)),
+        );
+        t.row(
+            "events",
+            "result → on one stream p50 / p99",
+            lat(&ev["to_each_stream"]),
+            "",
+            "",
+        );
+        let lost =
+            ev["arrivals_missing"].as_u64().unwrap_or(0) + ev["errors"].as_u64().unwrap_or(0);
+        t.row(
+            "events",
+            "arrivals missing / request errors",
+            format!("{} / {}", ev["arrivals_missing"], ev["errors"]),
+            "0",
+            if lost == 0 { "ok" } else { "FAIL" },
+        );
+        t.row(
+            "events",
+            "server CPU / generator CPU (results window)",
+            format!("{} % / {} %", ev["server_cpu_pct"], ev["generator_cpu_pct"]),
+            "",
+            "",
+        );
+        let fw = &ev["fleet_with_streams"];
+        let (a, b) = (f(&fl["server_cpu_pct"]), f(&fw["server_cpu_pct"]));
+        t.row(
+            "events",
+            &format!(
+                "fleet server CPU: plain → with {} streams",
+                ev["fleet_streams_open"]
+            ),
+            format!("{} % → {} %", fl["server_cpu_pct"], fw["server_cpu_pct"]),
+            "within noise",
+            verdict(a.zip(b).map(|(a, b)| b <= a * 1.25 + 1.0)),
+        );
+        t.row(
+            "events",
+            "fleet with streams: dispatch p50 / p99",
+            lat(&fw["dispatch"]),
+            "p99 ≤ 20 ms",
+            verdict(f(&fw["dispatch"]["p99_us"]).map(|p| p <= 20000.0)),
+        );
+    }
     closed_rows(&mut t, &v["closed"]);
     let i = &v["idle"];
     if !i.is_null() {
@@ -493,8 +571,8 @@ pub fn print(v: &Value) {
     );
     // Rows added out of order (such as the unserved connections) go to their phase.
     let order = [
-        "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed", "idle",
-        "stats", "server",
+        "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed",
+        "events", "idle", "stats", "server",
     ];
     t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
     println!();

@@ -7,6 +7,7 @@
 //! same; the answer is always "Invalid credentials".
 
 use crate::crypto::{self, REFRESH_PREFIX, SESSION_PREFIX, sha256};
+use crate::db::effects::Effect;
 use crate::db::sessions::{Secrets, Session};
 use crate::db::users::{NewUser, User};
 use crate::db::{Db, sessions, users};
@@ -365,9 +366,13 @@ pub fn refresh(cx: &Cx, refresh_token: &str) -> ApiResult<NewSession> {
     }
     active_user(cx, s.user_id)?;
     let (secrets, token, refresh) = mint(cx);
-    let id = s.id;
-    let rotated =
-        cx.write(move |tx| sessions::rotate(tx, id, &old, &secrets).map_err(Into::into))?;
+    let (id, uid) = (s.id, s.user_id);
+    let rotated = cx.write(move |tx| {
+        let rotated = sessions::rotate(tx, id, &old, &secrets)?;
+        // Streams opened with the old token end: it no longer authenticates.
+        tx.after_commit(Effect::CredentialsRevoked(uid));
+        Ok(rotated)
+    })?;
     if !rotated {
         return Err(bad());
     }
@@ -382,7 +387,11 @@ pub fn refresh(cx: &Cx, refresh_token: &str) -> ApiResult<NewSession> {
 /// Revokes the caller's own session (logout). Errors: 401 if the caller is not a session.
 pub fn logout(cx: &Cx, caller: &UserCaller) -> ApiResult<()> {
     let (uid, sid) = (caller.user_id(), caller.session()?);
-    cx.write(move |tx| Ok(sessions::revoke(tx, uid, sid)?))?;
+    cx.write(move |tx| {
+        sessions::revoke(tx, uid, sid)?;
+        tx.after_commit(Effect::CredentialsRevoked(uid));
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -445,6 +454,7 @@ pub fn change_password(
     cx.write(move |tx| {
         users::set_password(tx, uid, &hash)?;
         sessions::revoke_others(tx, uid, keep)?;
+        tx.after_commit(Effect::CredentialsRevoked(uid));
         Ok(())
     })
 }

@@ -3,6 +3,7 @@
 
 use crate::crypto::{self, API_KEY_PREFIX, sha256};
 use crate::db::api_keys::{self, ApiKey};
+use crate::db::effects::Effect;
 use crate::domain::callers::{SCOPES, UserCaller};
 use crate::domain::text;
 use crate::domain::{Cx, Page, Paged};
@@ -75,7 +76,12 @@ pub fn list(cx: &Cx, caller: &UserCaller, page: Page) -> ApiResult<Paged<ApiKey>
 pub fn revoke(cx: &Cx, caller: &UserCaller, id: &str) -> ApiResult<()> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found("API key"))?;
     let uid = caller.user_id();
-    if !cx.write(move |tx| Ok(api_keys::revoke(tx, uid, id)?))? {
+    let revoked = cx.write(move |tx| {
+        let done = api_keys::revoke(tx, uid, id)?;
+        tx.after_commit(Effect::CredentialsRevoked(uid));
+        Ok(done)
+    })?;
+    if !revoked {
         return Err(ApiError::not_found("API key"));
     }
     Ok(())

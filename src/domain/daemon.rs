@@ -7,11 +7,12 @@
 
 use crate::db::devices::{self, BeatRow, Device, DeviceStatus, Facts};
 use crate::db::effects::Effect;
-use crate::db::messages::{self, NewMessage};
+use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskResult, TaskStatus};
 use crate::db::{Tx, users};
 use crate::domain::Cx;
 use crate::domain::callers::DeviceCaller;
+use crate::domain::events::{self, NewOutput, output_delta};
 use crate::domain::lifecycle::{after_final, requeue};
 use crate::domain::mail;
 use crate::domain::output::cap_output;
@@ -183,14 +184,16 @@ pub fn pending_count(cx: &Cx, dev: &DeviceCaller, r: &BeatReply) -> ApiResult<i6
 }
 
 /// Writes a `device_online`/`device_offline` message for device `d` going to `status`, and
-/// mails an offline transition to an owner with `notify_email` on (`mail::device_offline`).
+/// publishes the `device.online`/`device.offline` event, and mails an offline transition to an
+/// owner with `notify_email` on (`mail::device_offline`).
 pub fn record_transition(tx: &Tx, d: &BeatRow, status: DeviceStatus) -> ApiResult<()> {
+    events::device_status(tx, d, status);
     let (kind, word) = if status == DeviceStatus::Offline {
         ("device_offline", "offline")
     } else {
         ("device_online", "online")
     };
-    let id = messages::insert(
+    let id = events::insert_message(
         tx,
         &NewMessage {
             user_id: d.user_id,
@@ -230,6 +233,9 @@ pub fn claim(cx: &Cx, dev: &DeviceCaller, limit: i64) -> ApiResult<Vec<Task>> {
         let got = tasks::claim(tx, did, uid, n, grace)?;
         if !got.is_empty() {
             index.claimed(did);
+        }
+        for t in &got {
+            events::task_updated(tx, t, &NewOutput::default());
         }
         if tasks::count_claimable(tx, did, uid)? == 0 {
             index.clear(did, uid);
@@ -394,6 +400,11 @@ pub fn report(cx: &Cx, dev: &DeviceCaller, id: &str, r: ResultRequest) -> ApiRes
                 tx.after_commit(Effect::CapacityFreed(dev.user_id));
                 let kept =
                     tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+                let out = NewOutput {
+                    stdout: output_delta(t.stdout.as_deref(), kept.stdout.as_deref()),
+                    stderr: output_delta(t.stderr.as_deref(), kept.stderr.as_deref()),
+                };
+                events::task_updated(tx, &kept, &out);
                 Ok(Reported::CancelledKept(kept))
             }
             TaskStatus::Completed | TaskStatus::Failed => Ok(Reported::Duplicate(t)),
@@ -439,7 +450,13 @@ pub fn progress(
         {
             return Err(not_running(&t));
         }
-        tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))
+        let now = tasks::get(tx, dev.user_id, &id)?.ok_or_else(|| ApiError::not_found("Task"))?;
+        let out = NewOutput {
+            stdout: output_delta(t.stdout.as_deref(), stdout.as_deref()),
+            stderr: output_delta(t.stderr.as_deref(), stderr.as_deref()),
+        };
+        events::task_updated(tx, &now, &out);
+        Ok(now)
     })
 }
 

@@ -19,9 +19,10 @@
 //! `email_rejected` message.
 
 use crate::db::inbound::{self, NewInbound};
-use crate::db::messages::{self, NewMessage};
+use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, NewTask, TaskStatus};
 use crate::db::{Tx, email_configs};
+use crate::domain::events;
 use crate::domain::lifecycle::made_claimable;
 use crate::domain::policy::{self, *};
 use crate::domain::{Cx, text};
@@ -314,7 +315,7 @@ fn accept(
     rec.status = status;
     rec.reason = reason.clone();
     if let (Some(user_id), Some(r)) = (rec.user_id, &reason) {
-        messages::insert(
+        events::insert_message(
             tx,
             &NewMessage {
                 user_id,
@@ -422,6 +423,9 @@ fn decide(
     };
     let id = tasks::insert(tx, &new)?;
     made_claimable(tx, index, device_id, user_id);
+    if let Some(t) = tasks::get_internal(tx, &id)? {
+        events::task_created(tx, &t);
+    }
     Ok(Ok(id))
 }
 

@@ -3,14 +3,15 @@
 //! cancelling what is queued behind it in a sequential batch), and requeueing held attempts.
 //!
 //! Every function here runs inside a write job (`&Tx`) and registers the after-commit effects
-//! its change implies (wake the polls that may now claim, free a user's running slot), so no
-//! caller can forget one: task cancel, device delete and session delete all cancel through
+//! its change implies (wake the polls that may now claim, free a user's running slot, tell the
+//! owner's event streams), so no caller can forget one: task cancel, device delete and session delete all cancel through
 //! `cancel`, and the janitor, heartbeats and `offline` all requeue through `requeue`.
 
 use crate::db::Tx;
 use crate::db::effects::Effect;
-use crate::db::messages::{self, NewMessage};
+use crate::db::messages::NewMessage;
 use crate::db::tasks::{self, Task, TaskStatus};
+use crate::domain::events::{self, NewOutput};
 use crate::domain::mail;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::claimable::ClaimableIndex;
@@ -82,17 +83,23 @@ pub fn cancel(tx: &Tx, index: &ClaimableIndex, t: &Task, why: CancelReason) -> A
 fn cancel_successors(tx: &Tx, id: &str, why: &str) -> ApiResult<()> {
     let mut cur = id.to_string();
     while let Some(next) = tasks::successor(tx, &cur)? {
-        tasks::cancel_unheld(tx, &next, why)?;
+        if tasks::cancel_unheld(tx, &next, why)?
+            && let Some(n) = tasks::get_internal(tx, &next)?
+        {
+            events::task_completed(tx, &n);
+        }
         cur = next;
     }
     Ok(())
 }
 
-/// What follows a task reaching a final state, inside the same write job: a notification
-/// (none for a cancel, which the owner asked for), its mails (`mail::task_final`: the owner
-/// with `notify_email`, the sender of a task that came by e-mail), and in a sequential batch the release (after
-/// success) or cancellation (otherwise) of what is queued behind it.
+/// What follows a task reaching a final state, inside the same write job: its
+/// `task.completed` event, a notification (none for a cancel, which the owner asked for), its
+/// mails (`mail::task_final`: the owner with `notify_email`, the sender of a task that came by
+/// e-mail), and in a sequential batch the release (after success) or cancellation (otherwise)
+/// of what is queued behind it.
 pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
+    events::task_completed(tx, t);
     let (kind, verb) = match t.status {
         TaskStatus::Completed => ("task_completed", "completed"),
         TaskStatus::Failed => ("task_failed", "failed"),
@@ -102,7 +109,7 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
     let mut message_id = None;
     if t.status != TaskStatus::Cancelled {
         let short: String = t.command.chars().take(80).collect();
-        message_id = Some(messages::insert(
+        message_id = Some(events::insert_message(
             tx,
             &NewMessage {
                 user_id: t.user_id,
@@ -122,6 +129,7 @@ pub fn after_final(tx: &Tx, index: &ClaimableIndex, t: &Task) -> ApiResult<()> {
             && let Some(n) = tasks::get_internal(tx, &next)?
         {
             made_claimable(tx, index, n.device_id, n.user_id);
+            events::task_updated(tx, &n, &NewOutput::default());
         }
     } else {
         cancel_successors(
@@ -146,7 +154,10 @@ pub fn requeue(tx: &Tx, index: &ClaimableIndex, ids: &[String], reason: &str) ->
         };
         tx.after_commit(Effect::CapacityFreed(t.user_id));
         match status {
-            TaskStatus::Pending => made_claimable(tx, index, t.device_id, t.user_id),
+            TaskStatus::Pending => {
+                made_claimable(tx, index, t.device_id, t.user_id);
+                events::task_updated(tx, &t, &NewOutput::default());
+            }
             TaskStatus::Timeout => after_final(tx, index, &t)?,
             _ => {}
         }

@@ -11,10 +11,11 @@
 
 use crate::db::devices::{self, BeatRow};
 use crate::db::effects::Effect;
-use crate::db::messages::{self, NewMessage};
+use crate::db::messages::NewMessage;
 use crate::db::outbox::{self, Mail, NewMail};
 use crate::db::tasks::{Task, TaskStatus};
 use crate::db::{Tx, email_configs, inbound, users};
+use crate::domain::events;
 use crate::domain::policy::{MAIL_OUTPUT_TAIL, MAX_MAIL_BODY, MAX_MAIL_SUBJECT, MAX_SENDS_PER_DAY};
 use crate::domain::{Cx, Page, Paged, text};
 use crate::error::{ApiError, ApiResult};
@@ -140,7 +141,7 @@ pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
     {
         let mid = match message_id {
             Some(m) => m,
-            None => messages::insert(
+            None => events::insert_message(
                 tx,
                 &NewMessage {
                     user_id: t.user_id,

@@ -6,6 +6,7 @@
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
 //! `policy` names every limit and rule; `health` is the database check and the metrics;
+//! `events` is what each state change tells the user's event streams (docs/events.md).
 //! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications.
 //! `backups`, `logs` and `stats` are what an owner keeps and reads (config backups, daemon log
 //! uploads, statistics); `vault` is the sites and accounts users rotate between (docs/vault.md).
@@ -17,6 +18,7 @@ pub mod callers;
 pub mod daemon;
 pub mod devices;
 pub mod email_config;
+pub mod events;
 pub mod health;
 pub mod inbound;
 pub mod lifecycle;

@@ -76,6 +76,22 @@ pub const HEARTBEAT_CLAIM_LIMIT: i64 = 50;
 pub const DEFAULT_PAGE: i64 = 20;
 pub const MAX_PAGE: i64 = 200;
 
+/// Event streams (`GET /v1/events`, docs/events.md). The ping interval, the per-user stream
+/// cap and the buffer's event count are settings (`src/config.rs`); these are fixed.
+/// Recent events kept for `Last-Event-ID` resumes, over all users: at most this many bytes
+/// of them (and at most `event_buffer_frames` of them).
+pub const EVENT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Task output carried by one event (`task.updated`'s new output, `task.completed`'s tail):
+/// at most this many bytes of each stream, the end kept.
+pub const EVENT_OUTPUT_TAIL: usize = 16 * 1024;
+/// A flush of an event stream that blocks longer than this (the client stopped reading and
+/// its socket buffer is full) ends that stream; the client resumes with `Last-Event-ID`. Long
+/// enough that a busy core's scheduling delays never pass for a stalled client.
+pub const EVENT_SLOW_WRITE: Duration = Duration::from_secs(1);
+/// The `retry:` (milliseconds) sent to a new stream: how long `EventSource` waits before it
+/// reconnects.
+pub const EVENT_RETRY_MS: u64 = 3000;
+
 /// Attempts to hand one mail to the relay before it is marked `failed` (README "Mail").
 pub const MAIL_MAX_ATTEMPTS: i64 = 10;
 /// Jitter of a retry delay: each delay is the doubled base times a random factor within

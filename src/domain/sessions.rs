@@ -2,6 +2,7 @@
 //! (docs/security.md "Sessions"). Every id is resolved inside the caller's own sessions:
 //! another user's id is 404.
 
+use crate::db::effects::Effect;
 use crate::db::sessions::{self, Session};
 use crate::db::tasks::{self, Filter, Task, TaskStatus};
 use crate::domain::callers::UserCaller;
@@ -47,6 +48,7 @@ pub fn delete(cx: &Cx, caller: &UserCaller, id: i64) -> ApiResult<()> {
         if !sessions::revoke(tx, uid, id)? {
             return Err(ApiError::not_found("Session"));
         }
+        tx.after_commit(Effect::CredentialsRevoked(uid));
         for tid in tasks::unfinished(tx, uid, None, Some(id))? {
             if let Some(t) = tasks::get(tx, uid, &tid)?
                 && t.status == TaskStatus::Running

@@ -9,6 +9,7 @@
 use crate::db::tasks::{self, Filter, NewTask, Task, TaskStatus};
 use crate::db::{devices, sessions};
 use crate::domain::callers::UserCaller;
+use crate::domain::events;
 use crate::domain::lifecycle::{self, CancelReason, made_claimable};
 use crate::domain::policy::{self, *};
 use crate::domain::{Cx, Page, Paged};
@@ -243,6 +244,7 @@ pub fn create(
         policy::check_daily_tasks(tx, uid, 1)?;
         let id = tasks::insert(tx, &new)?;
         made_claimable(tx, &index, new.device_id, new.user_id);
+        created(tx, &id)?;
         Ok((id, false))
     })?;
     let t = tasks::get(cx.reader, uid, &id)?
@@ -251,6 +253,14 @@ pub fn create(
         return Ok((visible_replay(t, who)?, true));
     }
     Ok((t, false))
+}
+
+/// Publishes `task.created` for the task just inserted as `id` (read back inside the job).
+fn created(tx: &crate::db::Tx, id: &str) -> ApiResult<()> {
+    if let Some(t) = tasks::get_internal(tx, id)? {
+        events::task_created(tx, &t);
+    }
+    Ok(())
 }
 
 /// A replayed `Idempotency-Key` answers with the first task only if the caller may see it: a
@@ -302,10 +312,12 @@ pub fn batch(
             if sequential {
                 n.depends_on = ids.last().cloned();
             }
-            ids.push(tasks::insert(tx, &n)?);
+            let id = tasks::insert(tx, &n)?;
             if n.status == TaskStatus::Pending {
                 made_claimable(tx, &index, n.device_id, n.user_id);
             }
+            created(tx, &id)?;
+            ids.push(id);
         }
         Ok(ids)
     })?;
@@ -428,6 +440,7 @@ pub fn retry(cx: &Cx, who: &Creator, id: &str) -> ApiResult<Task> {
         policy::check_daily_tasks(tx, uid, 1)?;
         let id = tasks::insert(tx, &new)?;
         made_claimable(tx, &index, new.device_id, new.user_id);
+        created(tx, &id)?;
         Ok(id)
     })?;
     get(cx, uid, &id)

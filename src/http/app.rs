@@ -1,10 +1,10 @@
 //! What the HTTP side shares between its threads: the domain's services, the route table, the
-//! long-poll registry, the defences against hostile clients (`net`), the rate-limit windows
-//! and the metrics registry, plus the shutdown flag
-//! the request loops read.
+//! long-poll registry, the event streams, the defences against hostile clients (`net`), the
+//! rate-limit windows and the metrics registry, plus the shutdown flag the request loops read.
 
 use crate::domain::Services;
 use crate::domain::policy::RATE_WINDOW;
+use crate::http::events::EventStreams;
 use crate::http::longpoll::LongPolls;
 use crate::http::metrics::Metrics;
 use crate::http::net::Net;
@@ -20,6 +20,8 @@ pub struct App {
     pub table: Table,
     /// Parked long-polls.
     pub polls: LongPolls,
+    /// Open event streams (the channel to the events thread).
+    pub events: EventStreams,
     /// Defences against slow and hostile clients: body readers, sockets, smuggling, sentinels.
     pub net: Net,
     /// Request windows of the rate limits (README "Rate limits").
@@ -42,6 +44,7 @@ impl App {
             svc,
             table,
             polls: LongPolls::default(),
+            events: EventStreams::default(),
             net,
             rate: RateLimiter::new(RATE_WINDOW),
             metrics,

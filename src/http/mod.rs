@@ -11,6 +11,8 @@
 //! (422). No business rules.
 
 pub mod app;
+pub mod cookie;
+pub mod events;
 pub mod family;
 pub mod hashpool;
 pub mod longpoll;
@@ -59,11 +61,14 @@ pub struct Req {
 /// The request headers any route or the auth layer reads. Only these are copied out of
 /// tiny_http's request: a daemon's heartbeat carries several more (Host, Accept, ...), and
 /// copying every header cost two allocations each on the hot path.
-pub const READ_HEADERS: [&str; 10] = [
+pub const READ_HEADERS: [&str; 13] = [
     "authorization",
     "content-type",
+    "cookie",
     "idempotency-key",
+    "last-event-id",
     "user-agent",
+    "x-csrf-token",
     "x-device-id",
     "x-device-key",
     "x-device-token",

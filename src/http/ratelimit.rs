@@ -131,5 +131,7 @@ pub fn stamp(outcome: Outcome, limited: Option<Limited>) -> Outcome {
             });
             Outcome::Park(p)
         }
+        // An event stream's headers are written by the events thread; the open was counted.
+        Outcome::Stream(s) => Outcome::Stream(s),
     }
 }

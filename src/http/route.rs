@@ -12,10 +12,14 @@
 //! The entry parses `I` before calling the handler and renders `T` in the family's envelope,
 //! so the document and the behaviour come from the same types.
 
+use crate::config::Config;
+use crate::crypto::SESSION_PREFIX;
 use crate::domain::callers::{self, Caller, DeviceCaller, UserCaller};
 use crate::domain::{Cx, Origin, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::http::app::App;
+use crate::http::cookie;
+use crate::http::events::StreamSpec;
 use crate::http::family::Family;
 use crate::http::longpoll::Park;
 use crate::http::{Reply, Req};
@@ -120,6 +124,8 @@ pub enum Out<T> {
     Reply(Reply),
     /// Park the request (a long-poll) until work arrives or its deadline.
     Park(Park),
+    /// Hand the request to the events thread as a Server-Sent Events stream.
+    Stream(StreamSpec),
 }
 
 /// What running a route produced, for the server to deliver.
@@ -128,6 +134,8 @@ pub enum Outcome {
     Reply(Reply),
     /// Park the request in the long-poll registry.
     Park(Park),
+    /// Stream events to the request from the events thread.
+    Stream(StreamSpec),
 }
 
 /// One request being handled by a route: the domain context, the request, the caller the
@@ -208,11 +216,75 @@ pub fn credential(req: &Req) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Resolves the caller a route's `Auth` asks for. Errors: 401, 403 `INSUFFICIENT_SCOPE`,
-/// 403 `FORBIDDEN` (`LoopbackOrAdmin` from outside).
+/// Where a route looks for its credential besides the headers (which always come first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// `?token=`: for routes a browser's `EventSource` calls, which cannot send headers. The
+    /// access log never prints it (`http::redact_url`).
+    pub query: bool,
+    /// The panel's login cookie (`http::cookie`): a session token, accepted on a
+    /// state-changing request (any method but `GET`) only with its `X-CSRF-Token`. Set for
+    /// every `/v1` route that takes a session or user credential.
+    pub cookie: bool,
+}
+
+/// How a request presented its credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Header,
+    Query,
+    Cookie,
+}
+
+/// The credential a request presents through the `sources` a route accepts: a header, else
+/// `?token=`, else the login cookie.
+pub fn presented<'r>(req: &'r Req, cfg: &Config, sources: Sources) -> Option<(&'r str, Via)> {
+    if let Some(t) = credential(req) {
+        return Some((t, Via::Header));
+    }
+    if sources.query
+        && let Some(t) = req.query("token").map(str::trim).filter(|t| !t.is_empty())
+    {
+        return Some((t, Via::Query));
+    }
+    if sources.cookie
+        && let Some(t) = cookie::token(req, cfg)
+    {
+        return Some((t, Via::Cookie));
+    }
+    None
+}
+
+/// Resolves the caller a route's `Auth` asks for, from the headers only. Errors: 401,
+/// 403 `INSUFFICIENT_SCOPE`, 403 `FORBIDDEN` (`LoopbackOrAdmin` from outside).
 pub fn authenticate(auth: Auth, cx: &Cx, req: &Req) -> ApiResult<Option<Caller>> {
+    authenticate_with(auth, Sources::default(), cx, req)
+}
+
+/// Resolves the caller a route's `Auth` asks for, from the headers and the route's other
+/// `sources`. A cookie must hold a session token, and on a state-changing request it counts
+/// only with the session's CSRF token in `X-CSRF-Token`. Errors: as `authenticate`, and
+/// 403 `FORBIDDEN` for a cookie without its CSRF token.
+pub fn authenticate_with(
+    auth: Auth,
+    sources: Sources,
+    cx: &Cx,
+    req: &Req,
+) -> ApiResult<Option<Caller>> {
     let resolve = || {
-        let token = credential(req).ok_or_else(|| ApiError::unauthorized("Missing credentials"))?;
+        let (token, via) = presented(req, cx.cfg(), sources)
+            .ok_or_else(|| ApiError::unauthorized("Missing credentials"))?;
+        if via == Via::Cookie {
+            if !token.starts_with(SESSION_PREFIX) {
+                return Err(ApiError::unauthorized("Invalid session cookie"));
+            }
+            let safe = req.method == "GET" || req.method == "HEAD";
+            if !safe && !cookie::csrf_ok(token, req.header("x-csrf-token")) {
+                return Err(ApiError::forbidden(
+                    "A request made with the panel's cookie needs its X-CSRF-Token",
+                ));
+            }
+        }
         callers::resolve(cx, token)
     };
     Ok(match auth {
@@ -445,6 +517,7 @@ impl<T: Serialize + JsonSchema + 'static> Output for Outs<T> {
             Ok(Out::Status(s, t)) => Outcome::Reply(render(call, s, envelope, &t)),
             Ok(Out::Reply(r)) => Outcome::Reply(r),
             Ok(Out::Park(p)) => Outcome::Park(p),
+            Ok(Out::Stream(s)) => Outcome::Stream(s),
             Err(e) => Outcome::Reply(call.family.err(call.req, &e)),
         }
     }
@@ -473,6 +546,8 @@ pub struct Route {
     segs: Vec<Seg>,
     pub family: Family,
     pub auth: Auth,
+    /// Where the credential may come from besides the headers.
+    pub sources: Sources,
     pub cap: Cap,
     /// Runs on the hashing pool (it computes password hashes).
     pub hashing: bool,
@@ -540,6 +615,7 @@ pub struct Builder {
     method: Method,
     path: &'static str,
     auth: Auth,
+    query_token: bool,
     cap: Cap,
     hashing: bool,
     rate: Option<Rate>,
@@ -554,6 +630,7 @@ fn builder(method: Method, path: &'static str) -> Builder {
         method,
         path,
         auth: Auth::Public,
+        query_token: false,
         cap: Cap::Json,
         hashing: false,
         rate: None,
@@ -602,6 +679,12 @@ impl Builder {
     /// A device key.
     pub fn device(self) -> Builder {
         self.auth(Auth::Device)
+    }
+    /// Also accepts the credential as `?token=` (a browser's `EventSource` cannot send
+    /// headers).
+    pub fn query_token(mut self) -> Builder {
+        self.query_token = true;
+        self
     }
     /// Body cap class (default `Cap::Json`).
     pub fn cap(mut self, cap: Cap) -> Builder {
@@ -668,12 +751,19 @@ impl Builder {
         if !statuses.contains(&self.ok_status) {
             statuses.insert(0, self.ok_status);
         }
+        let family = Family::of(&segs_owned);
+        let sources = Sources {
+            query: self.query_token,
+            cookie: family == Family::V1
+                && matches!(self.auth, Auth::User(_) | Auth::Session | Auth::Any),
+        };
         Route {
             method: self.method,
             path: self.path,
             segs,
-            family: Family::of(&segs_owned),
+            family,
             auth: self.auth,
+            sources,
             cap: self.cap,
             hashing: self.hashing,
             rate,

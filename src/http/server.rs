@@ -22,12 +22,13 @@ use crate::config::Listen;
 use crate::domain::Cx;
 use crate::error::ApiError;
 use crate::http::app::App;
+use crate::http::events::Opening;
 use crate::http::family::Family;
 use crate::http::hashpool::HashPool;
 use crate::http::metrics::Metrics;
 use crate::http::net::{self, body::BodyError};
 use crate::http::ratelimit;
-use crate::http::route::{Call, Cap, Found, Outcome, authenticate};
+use crate::http::route::{Call, Cap, Found, Outcome, authenticate_with};
 use crate::http::{READ_HEADERS, Reply, Req, redact_url};
 use crate::state::throttle::Key;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
@@ -200,7 +201,7 @@ pub fn run(app: &App, conn: &rusqlite::Connection, req: &Req) -> Outcome {
         return Outcome::Reply(error_reply(req, &ApiError::not_found("Route")));
     };
     let cx = Cx::new(&app.svc, conn);
-    let go = || match authenticate(route.auth, &cx, req) {
+    let go = || match authenticate_with(route.auth, route.sources, &cx, req) {
         Ok(caller) => match ratelimit::admit(app, &cx, route.rate, caller.as_ref()) {
             Ok(Some(l)) if !l.verdict.allowed => Outcome::Reply(ratelimit::refuse(app, req, &l)),
             Ok(limited) => ratelimit::stamp(route.run(&Call::new(app, cx, req, caller)), limited),
@@ -237,6 +238,14 @@ pub fn deliver(
                     error_reply(&p.req, &ApiError::unavailable("Shutting down", 5))
                 });
                 finish(p.raw, reply, &p.info);
+            }
+        }
+        Outcome::Stream(spec) => {
+            let user_id = spec.user_id;
+            if let Err(o) = app.events.open(Opening { raw, info, spec }) {
+                app.events.release(user_id);
+                let reply = error_reply(&req, &ApiError::unavailable("Shutting down", 5));
+                finish(o.raw, reply, &o.info);
             }
         }
     }

@@ -1,14 +1,15 @@
 //! One home for background work (docs/architecture.md "Background work"): the long-poll
-//! dispatcher, the heartbeat flusher, the janitor, the watchdog and the mailer (and the place
-//! for any later chore),
+//! dispatcher, the events thread, the heartbeat flusher, the janitor, the watchdog and the
+//! mailer (and the place for any later chore),
 //! started together, with one periodic-task helper, one stop signal and one shutdown order.
 //!
 //! Calls go one way: workers use the HTTP side (the dispatcher answers parked requests) and
 //! the domain; nothing below imports this module. `EffectRouter` is where the writer's
-//! after-commit effects go: it is the one place that knows the long-poll registry and the
-//! caches.
+//! after-commit effects go: it is the one place that knows the long-poll registry, the event
+//! streams and the caches.
 
 pub mod dispatcher;
+pub mod events;
 pub mod flusher;
 pub mod janitor;
 pub mod mailer;
@@ -98,13 +99,14 @@ pub fn periodic(
 /// The running background threads.
 pub struct Workers {
     dispatcher: Option<JoinHandle<()>>,
+    events: Option<JoinHandle<()>>,
     periodic: Vec<JoinHandle<()>>,
     mailer: Option<JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts the dispatcher, the heartbeat flusher, the janitor, the mailer, and the watchdog
-    /// sending its sentinels to `target` (the listener).
+    /// Starts the dispatcher, the events thread, the heartbeat flusher, the janitor, the
+    /// mailer, and the watchdog sending its sentinels to `target` (the listener).
     pub fn start(
         app: &Arc<App>,
         stop: &Stop,
@@ -112,6 +114,7 @@ impl Workers {
     ) -> std::io::Result<Workers> {
         Ok(Workers {
             dispatcher: Some(dispatcher::spawn(app.clone())?),
+            events: Some(events::spawn(app.clone())?),
             periodic: vec![
                 flusher::spawn(app.svc.clone(), stop)?,
                 janitor::spawn(app.svc.clone(), stop)?,
@@ -122,14 +125,19 @@ impl Workers {
     }
 
     /// The shutdown order, once requests have stopped coming in: answer every parked poll
-    /// (closing the registry ends the dispatcher), then let the periodic workers finish their
-    /// last round (the flusher writes the last heartbeats), then wake the mailer and wait for
-    /// the mail it is sending (at most the relay timeout; queued mail stays queued for the
-    /// next start). The stop signal must already be set.
+    /// (closing the registry ends the dispatcher) and end every event stream (which ends the
+    /// events thread), then let the periodic workers finish their last round (the flusher
+    /// writes the last heartbeats), then wake the mailer and wait for the mail it is sending
+    /// (at most the relay timeout; queued mail stays queued for the next start). The stop
+    /// signal must already be set.
     pub fn stop(&mut self, app: &App) {
         app.polls.close();
+        app.events.close();
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
+        }
+        if let Some(e) = self.events.take() {
+            let _ = e.join();
         }
         for t in self.periodic.drain(..) {
             let _ = t.join();
@@ -142,7 +150,7 @@ impl Workers {
 }
 
 /// Sends the writer's after-commit effects where they belong: the long-poll registry, the
-/// device caches and the mailer.
+/// event streams, the device caches and the mailer.
 pub struct EffectRouter {
     app: std::sync::Weak<App>,
 }
@@ -176,6 +184,8 @@ impl EffectSink for EffectRouter {
                     app.svc.presence.forget_row(d);
                     app.polls.wake_device(d);
                 }
+                Effect::Publish(e) => app.events.publish(e),
+                Effect::CredentialsRevoked(u) => app.events.recheck(u),
                 Effect::MailQueued => app.svc.mail.kick(),
             }
         }

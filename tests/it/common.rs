@@ -24,7 +24,7 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 enum Backend {
-    InProcess(ccjk_cloud::Running),
+    InProcess(Box<ccjk_cloud::Running>),
     Binary(Child),
     Stopped,
 }
@@ -129,7 +129,7 @@ impl TestServer {
             ccjk_cloud::start(cfg).unwrap_or_else(|e| panic!("server did not start: {e}"));
         let addr = running.addr().expect("a TCP listener has an address");
         TestServer {
-            backend: Backend::InProcess(running),
+            backend: Backend::InProcess(Box::new(running)),
             addr,
             base: format!("http://{addr}"),
             agent: agent(),

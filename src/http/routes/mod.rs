@@ -6,6 +6,7 @@ pub mod control;
 pub mod lite;
 pub mod lite_store;
 pub mod meta;
+pub mod panel;
 pub mod poll;
 pub mod sessions;
 pub mod v1;
@@ -22,6 +23,7 @@ pub fn table() -> Table {
     routes.extend(lite_store::routes());
     routes.extend(sessions::routes());
     routes.extend(control::routes());
+    routes.extend(panel::routes());
     Table::new(routes)
 }
 

@@ -5,9 +5,11 @@
 pub(crate) mod config;
 mod devices;
 pub mod email;
+mod events;
 mod identity;
 mod logs;
 mod messages;
+mod panel;
 pub(crate) mod stats;
 mod tasks;
 mod vault;
@@ -190,5 +192,18 @@ pub fn routes() -> Vec<Route> {
             .to("Who was shown which account's secrets, newest first", vault::list_reveals),
         get("/v1/daemon/vault/active").device()
             .to("The owner's active accounts (secrets only where the site allows device reveal)", vault::daemon_active),
+        // events
+        get("/v1/events").user("task:read").query_token().raw("text/event-stream")
+            .statuses(&[200])
+            .to_out("Server-Sent Events: the caller's task, device and message changes", events::stream),
+        // the web panel's login (the session token lives in an HttpOnly cookie)
+        post("/v1/panel/register").hashing().created()
+            .to_out("Create an account; the session goes into the panel's cookie", panel::register),
+        post("/v1/panel/login").hashing()
+            .to_out("Log in; the session goes into the panel's cookie", panel::login),
+        post("/v1/panel/logout").session()
+            .to_out("Revoke the panel's session and clear its cookie", panel::logout),
+        get("/v1/panel/me")
+            .to("The panel's login (user, session, CSRF token) and this server's features", panel::me),
     ]
 }
