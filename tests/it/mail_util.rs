@@ -1,4 +1,4 @@
-//! What the mail stories share: the fake relay (`examples/relay.rs`, the same one the README's
+//! What the mail stories share: the fake relay (`tests/support/relay.rs`, the same one the README's
 //! walk-through runs), a server wired to it, waiting for an outbox row's state, signing an
 //! inbound webhook body.
 
@@ -10,7 +10,7 @@ use sha2::Sha256;
 use std::thread;
 use std::time::{Duration, Instant};
 
-#[path = "../../examples/relay.rs"]
+#[path = "../support/relay.rs"]
 #[allow(dead_code)]
 mod relay;
 pub use relay::{Answer, FakeRelay, Recorded};

@@ -19,31 +19,31 @@ const ASSETS: [(&str, &str, &str); 5] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../panel/app.js"),
+        include_str!("../../panel/app.js"),
     ),
     (
         "app.css",
         "text/css; charset=utf-8",
-        include_str!("../../../panel/app.css"),
+        include_str!("../../panel/app.css"),
     ),
     (
         "uPlot.iife.min.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../panel/vendor/uPlot.iife.min.js"),
+        include_str!("../../panel/vendor/uPlot.iife.min.js"),
     ),
     (
         "uPlot.min.css",
         "text/css; charset=utf-8",
-        include_str!("../../../panel/vendor/uPlot.min.css"),
+        include_str!("../../panel/vendor/uPlot.min.css"),
     ),
     (
         "uPlot.LICENSE",
         "text/plain; charset=utf-8",
-        include_str!("../../../panel/vendor/uPlot.LICENSE"),
+        include_str!("../../panel/vendor/uPlot.LICENSE"),
     ),
 ];
 
-const INDEX: &str = include_str!("../../../panel/index.html");
+const INDEX: &str = include_str!("../../panel/index.html");
 
 /// The panel's routes.
 #[rustfmt::skip]
