@@ -448,20 +448,31 @@ async function statsPage() {
       el("dt", {}, "Failed"), el("dd", {}, String(s.tasks_failed)),
       el("dt", {}, "Execution time"), el("dd", {}, String(s.total_execution_time) + " s"),
       el("dt", {}, "Devices online"), el("dd", {}, String(s.devices_online)),
-      el("dt", {}, "Storage used"), el("dd", {}, (s.storage_used / 1e6).toFixed(1) + " MB"));
+      el("dt", {}, "Uptime"), el("dd", {}, s.uptime_hours.toFixed(1) + " h"),
+      el("dt", {}, "Storage used"), el("dd", {}, bytes(s.storage_used) +
+        (s.storage_quota == null ? "" : " of " + bytes(s.storage_quota))));
     const days = s.daily_breakdown || [];
     drawBars(tasksChart, days.map((d) => Date.parse(d.date + "T00:00:00Z") / 1000),
-      [["completed", days.map((d) => d.completed ?? d.count), "#17803d"], ["failed", days.map((d) => d.failed ?? 0), "#c0352b"]], true);
-    const devs = (await api("GET", "/v1/devices?limit=200")).devices;
+      [["completed", days.map((d) => d.completed), "#17803d"], ["failed", days.map((d) => d.failed), "#c0352b"]], true);
+    // One request per device: the first 20 only, so a period change stays well inside the
+    // user's rate limit (100 requests a minute).
+    const all = (await api("GET", "/v1/devices?limit=200")).devices;
+    const devs = all.slice(0, 20);
     const hours = [];
     for (const d of devs) {
       const st = await api("GET", "/v1/stats/device/" + encodeURIComponent(d.id) + "?period=" + period.value);
       hours.push(st.uptime_hours || 0);
     }
+    note.textContent = all.length > devs.length ? `Uptime of the first ${devs.length} of ${all.length} devices.` : "";
     drawBars(uptimeChart, devs.map((_, i) => i), [["uptime (h)", hours, "#2456d6"]], false, devs.map((d) => d.name));
   }
   period.addEventListener("change", load);
   await load();
+}
+/** Bytes as kB, MB or GB (powers of ten, as the README's figures). */
+function bytes(n) {
+  const [d, u] = n >= 1e9 ? [1e9, "GB"] : n >= 1e6 ? [1e6, "MB"] : [1e3, "kB"];
+  return (n / d).toFixed(1) + " " + u;
 }
 function drawBars(box, xs, series, time, labels) {
   box.replaceChildren();

@@ -348,7 +348,19 @@ fn a_new_user_runs_echo_hello_from_the_panel() {
             assert!(Instant::now() < deadline, "the unread badge stayed");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Statistics: the summary counts this story's completed task, and both charts are
+        // drawn (uPlot's canvas) from the real /v1/stats answers.
         visit(&c, &base, "#/stats", "#chart-tasks", "stats", &mut problems).await;
+        let facts = wait_text(&c, "dl.facts", |t| t.contains("Completed")).await;
+        assert!(facts.contains("Completed\n1") || facts.contains("Completed 1"), "{facts}");
+        for chart in ["#chart-tasks canvas", "#chart-uptime canvas"] {
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(chart))
+                .await
+                .unwrap_or_else(|e| panic!("{chart} never drawn: {e}"));
+        }
+        shoot(&c, "stats", &mut problems).await;
 
         // Phone width.
         c.set_window_size(390, 844).await.expect("resize");
