@@ -352,7 +352,10 @@ fn a_new_user_runs_echo_hello_from_the_panel() {
         // drawn (uPlot's canvas) from the real /v1/stats answers.
         visit(&c, &base, "#/stats", "#chart-tasks", "stats", &mut problems).await;
         let facts = wait_text(&c, "dl.facts", |t| t.contains("Completed")).await;
-        assert!(facts.contains("Completed\n1") || facts.contains("Completed 1"), "{facts}");
+        assert!(
+            facts.contains("Completed\n1") || facts.contains("Completed 1"),
+            "{facts}"
+        );
         for chart in ["#chart-tasks canvas", "#chart-uptime canvas"] {
             c.wait()
                 .at_most(Duration::from_secs(10))
