@@ -16,6 +16,11 @@ const STEPS: &[&str] = &[
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
+    // Versions 4 and 5 are other branches' steps, not in this one yet: empty placeholders keep
+    // the KV step at its number. A merge replaces each placeholder with its branch's file.
+    "-- version 4: another branch's step (placeholder)",
+    "-- version 5: another branch's step (placeholder)",
+    include_str!("migrations/v6.sql"),
 ];
 
 /// The version a database has after `migrate`.

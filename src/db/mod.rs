@@ -8,8 +8,10 @@
 //! `&Connection` and know nothing about HTTP.
 
 pub mod api_keys;
+pub mod apps;
 pub mod devices;
 pub mod effects;
+pub mod kv;
 pub mod messages;
 pub mod migrations;
 pub mod sessions;

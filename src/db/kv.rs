@@ -1,0 +1,271 @@
+//! SQL for the per-device key-value store (schema.sql: `kv_entries`, `kv_usage`).
+//!
+//! Every statement names the device, whose id always comes from a credential the domain has
+//! already checked (an app token, or an owner's device looked up inside their own devices).
+//! Reads take `now` and hide entries whose `expires_at` has passed, so an expired key is
+//! invisible before the janitor deletes it. `kv_usage` is kept by triggers (keys, bytes); the
+//! write path only bumps its `revision`.
+
+use super::OptionalRow;
+use rusqlite::{Connection, Row, params};
+
+/// An entry without its value: what listings and `…/metadata` show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub key: String,
+    pub content_type: String,
+    /// Bytes of key + value.
+    pub size_bytes: i64,
+    /// The device's revision at the entry's last write.
+    pub version: i64,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const META_COLUMNS: &str =
+    "key, content_type, size_bytes, version, expires_at, created_at, updated_at";
+
+fn meta_row(r: &Row) -> rusqlite::Result<Meta> {
+    Ok(Meta {
+        key: r.get(0)?,
+        content_type: r.get(1)?,
+        size_bytes: r.get(2)?,
+        version: r.get(3)?,
+        expires_at: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// A value as stored, with what its reply needs.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub value: Vec<u8>,
+    pub content_type: String,
+    pub version: i64,
+}
+
+/// The live value of `key` (the hot read: one indexed lookup).
+pub fn get(
+    c: &Connection,
+    device_id: i64,
+    key: &str,
+    now: &str,
+) -> rusqlite::Result<Option<Stored>> {
+    c.prepare_cached(
+        "SELECT value, content_type, version FROM kv_entries \
+         WHERE device_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+    )?
+    .query_row(params![device_id, key, now], |r| {
+        Ok(Stored {
+            value: r.get(0)?,
+            content_type: r.get(1)?,
+            version: r.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// The metadata of the live entry `key`.
+pub fn meta(
+    c: &Connection,
+    device_id: i64,
+    key: &str,
+    now: &str,
+) -> rusqlite::Result<Option<Meta>> {
+    c.prepare_cached(&format!(
+        "SELECT {META_COLUMNS} FROM kv_entries \
+         WHERE device_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
+    ))?
+    .query_row(params![device_id, key, now], meta_row)
+    .optional()
+}
+
+/// Which live keys a listing covers: from `lower` (included, or excluded when it is the last
+/// key of the previous page) up to `until` (excluded).
+#[derive(Clone, Copy, Debug)]
+pub struct Range<'a> {
+    pub lower: &'a str,
+    pub lower_excluded: bool,
+    pub until: &'a str,
+}
+
+impl Range<'_> {
+    /// The range condition on `key` (two forms, so that SQLite seeks straight to the bound).
+    fn sql(&self) -> &'static str {
+        if self.lower_excluded {
+            "key > ?2 AND key < ?3"
+        } else {
+            "key >= ?2 AND key < ?3"
+        }
+    }
+}
+
+/// Up to `limit` live entries of the range, in key order (byte order).
+pub fn list(
+    c: &Connection,
+    device_id: i64,
+    r: Range,
+    now: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<Meta>> {
+    c.prepare_cached(&format!(
+        "SELECT {META_COLUMNS} FROM kv_entries WHERE device_id = ?1 AND {} \
+         AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?5",
+        r.sql()
+    ))?
+    .query_map(params![device_id, r.lower, r.until, now, limit], meta_row)?
+    .collect()
+}
+
+/// Up to `limit` live keys of the range, in key order.
+pub fn list_keys(
+    c: &Connection,
+    device_id: i64,
+    r: Range,
+    now: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<String>> {
+    c.prepare_cached(&format!(
+        "SELECT key FROM kv_entries WHERE device_id = ?1 AND {} \
+         AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?5",
+        r.sql()
+    ))?
+    .query_map(params![device_id, r.lower, r.until, now, limit], |row| {
+        row.get(0)
+    })?
+    .collect()
+}
+
+/// What a write needs to know about the stored row of `key`, live or expired.
+#[derive(Clone, Debug)]
+pub struct StoredRow {
+    pub version: i64,
+    pub size_bytes: i64,
+    pub expires_at: Option<String>,
+}
+
+impl StoredRow {
+    /// Whether the row is visible at `now` (not expired).
+    pub fn live(&self, now: &str) -> bool {
+        self.expires_at.as_deref().is_none_or(|e| e > now)
+    }
+}
+
+/// The stored row of `key`, live or expired (inside a write job: compare-and-swap and the
+/// quota delta).
+pub fn stored(c: &Connection, device_id: i64, key: &str) -> rusqlite::Result<Option<StoredRow>> {
+    c.prepare_cached(
+        "SELECT version, size_bytes, expires_at FROM kv_entries WHERE device_id = ?1 AND key = ?2",
+    )?
+    .query_row(params![device_id, key], |r| {
+        Ok(StoredRow {
+            version: r.get(0)?,
+            size_bytes: r.get(1)?,
+            expires_at: r.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// Bumps the device's KV revision and returns it: the version of the write being made.
+pub fn next_revision(c: &Connection, device_id: i64) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO kv_usage (device_id, revision) VALUES (?1, 1) \
+         ON CONFLICT (device_id) DO UPDATE SET revision = revision + 1 RETURNING revision",
+    )?
+    .query_row([device_id], |r| r.get(0))
+}
+
+/// What a write stores.
+pub struct Write<'a> {
+    pub key: &'a str,
+    pub value: &'a [u8],
+    pub content_type: &'a str,
+    pub size_bytes: i64,
+    pub version: i64,
+    pub expires_at: Option<&'a str>,
+}
+
+/// Creates or replaces an entry. A replaced entry that had expired starts a new life
+/// (`created_at` = now).
+pub fn upsert(c: &Connection, device_id: i64, w: &Write, now: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO kv_entries (device_id, key, value, content_type, size_bytes, version, \
+         expires_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+         ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value, \
+         content_type = excluded.content_type, size_bytes = excluded.size_bytes, \
+         version = excluded.version, expires_at = excluded.expires_at, \
+         updated_at = excluded.updated_at, created_at = CASE WHEN kv_entries.expires_at IS NOT NULL \
+         AND kv_entries.expires_at <= excluded.updated_at THEN excluded.created_at \
+         ELSE kv_entries.created_at END",
+    )?
+    .execute(params![
+        device_id,
+        w.key,
+        w.value,
+        w.content_type,
+        w.size_bytes,
+        w.version,
+        w.expires_at,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Deletes an entry (live or expired). Returns whether a row went.
+pub fn delete(c: &Connection, device_id: i64, key: &str) -> rusqlite::Result<bool> {
+    Ok(
+        c.prepare_cached("DELETE FROM kv_entries WHERE device_id = ?1 AND key = ?2")?
+            .execute(params![device_id, key])?
+            == 1,
+    )
+}
+
+/// `(keys, bytes)` stored for the device, expired entries not yet deleted included.
+pub fn usage(c: &Connection, device_id: i64) -> rusqlite::Result<(i64, i64)> {
+    c.prepare_cached("SELECT keys, bytes FROM kv_usage WHERE device_id = ?1")?
+        .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// Bytes of KV entries over all of the user's devices.
+pub fn user_bytes(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT coalesce(sum(u.bytes), 0) FROM kv_usage u JOIN devices d ON d.id = u.device_id \
+         WHERE d.user_id = ?1",
+    )?
+    .query_row([user_id], |r| r.get(0))
+}
+
+/// Deletes the device's expired entries (a write that would pass a quota first frees what has
+/// expired). Returns how many went.
+pub fn delete_expired_of_device(
+    c: &Connection,
+    device_id: i64,
+    now: &str,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "DELETE FROM kv_entries WHERE device_id = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+    )?
+    .execute(params![device_id, now])
+}
+
+/// Deletes up to `limit` expired entries of any device (the janitor). Returns how many went.
+pub fn delete_expired(c: &Connection, now: &str, limit: i64) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "DELETE FROM kv_entries WHERE rowid IN (SELECT rowid FROM kv_entries \
+         WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now, limit])
+}
+
+/// Whether any entry has expired by `now` (a cheap look before queueing a write job).
+pub fn any_expired(c: &Connection, now: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM kv_entries WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+    )?
+    .query_row([now], |r| r.get(0))
+}
