@@ -5,14 +5,17 @@
 //!
 //! `callers` turns a credential into a typed caller; `accounts`, `sessions` and `api_keys`
 //! are identity; `devices`, `daemon`, `tasks` and `lifecycle` are the task queue (docs/tasks.md);
+//! `apps` and `kv` are the apps authorised per device and their key-value store;
 //! `policy` names every limit and rule; `health` is the database check and the metrics.
 
 pub mod accounts;
 pub mod api_keys;
+pub mod apps;
 pub mod callers;
 pub mod daemon;
 pub mod devices;
 pub mod health;
+pub mod kv;
 pub mod lifecycle;
 pub mod output;
 pub mod policy;
