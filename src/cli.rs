@@ -1,6 +1,6 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
-//! reset-password`, `device create`.
+//! reset-password`, `device create`, `app create|list|delete`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -12,6 +12,7 @@ use crate::crypto;
 use crate::db::users::{self, Flag};
 use crate::db::{self, Db};
 use crate::domain::accounts::{self, RegisterInput};
+use crate::domain::apps::{self, AppInput};
 use crate::domain::{Cx, devices};
 use crate::password;
 use lexopt::prelude::*;
@@ -26,6 +27,7 @@ pub enum Command {
     OpenApi,
     User(Config, Vec<String>),
     Device(Config, Vec<String>),
+    App(Config, Vec<String>),
     Help,
     Version,
 }
@@ -47,6 +49,10 @@ USAGE:
   ccjk-cloud user disable EMAIL      (and: user enable EMAIL)
   ccjk-cloud user reset-password EMAIL [--password PW]
   ccjk-cloud device create --user EMAIL --name NAME   (prints the device key)
+  ccjk-cloud app create --name NAME --developer NAME [--homepage URL] [--developer-link URL]
+                        [--description TEXT]          (prints the app id and site key)
+  ccjk-cloud app list
+  ccjk-cloud app delete ID           (its tokens stop working; the keys it wrote stay)
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -71,7 +77,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
                     .ok_or("--workers takes a number from 1 to 256")?
             }
             Long("public") => cfg.public = true,
-            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device")) => {
+            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device" | "app")) => {
                 let flag = flag.to_string();
                 rest.push(format!("--{flag}"));
                 if flag != "admin" {
@@ -104,6 +110,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
         "openapi" => Command::OpenApi,
         "user" => Command::User(cfg, rest),
         "device" => Command::Device(cfg, rest),
+        "app" => Command::App(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }
@@ -319,4 +326,56 @@ pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
     println!("device {} ({}) for {}", d.uuid, d.name, user.email);
     println!("device key: {key}");
     Ok(())
+}
+
+/// `app create --name N --developer D [--homepage URL] [--developer-link URL] [--description T]`
+/// (prints the id and the site key), `app list` (with site keys and token counts), `app delete
+/// ID` (its tokens are refused from the next request; the keys it wrote stay with the devices).
+pub fn app(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    let usage = "usage: ccjk-cloud app create --name NAME --developer NAME [--homepage URL] \
+                 [--developer-link URL] [--description TEXT] | app list | app delete ID";
+    match args.first().map(String::as_str) {
+        Some("create") => {
+            let input = AppInput {
+                name: opt("--name").ok_or("app create needs --name NAME")?,
+                developer_name: opt("--developer").ok_or("app create needs --developer NAME")?,
+                homepage_link: opt("--homepage"),
+                developer_link: opt("--developer-link"),
+                description: opt("--description"),
+            };
+            let a = apps::create(&db, &input).map_err(|e| e.message)?;
+            println!("app {} ({}) by {}", a.id, a.name, a.developer_name);
+            println!("site key: {}", a.site_key);
+            Ok(())
+        }
+        Some("list") => {
+            let reader = db.reader().map_err(|e| e.to_string())?;
+            println!(
+                "{:>5}  {:<24} {:<20} {:<37} {:>6} created_at",
+                "id", "name", "developer", "site_key", "tokens"
+            );
+            for (a, tokens) in db::apps::list_with_tokens(&reader).map_err(|e| e.to_string())? {
+                println!(
+                    "{:>5}  {:<24} {:<20} {:<37} {:>6} {}",
+                    a.id, a.name, a.developer_name, a.site_key, tokens, a.created_at
+                );
+            }
+            Ok(())
+        }
+        Some("delete") => {
+            let id = args
+                .get(1)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or("usage: ccjk-cloud app delete ID")?;
+            if apps::delete(&db, id).map_err(|e| e.message)? {
+                println!("deleted app {id}; its tokens no longer work");
+                Ok(())
+            } else {
+                Err("no app with that id".into())
+            }
+        }
+        _ => Err(usage.into()),
+    }
 }

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::OpenApi => cli::openapi(),
         Command::User(cfg, args) => cli::user(&cfg, &args),
         Command::Device(cfg, args) => cli::device(&cfg, &args),
+        Command::App(cfg, args) => cli::app(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -279,6 +279,7 @@ fn body_cap(cap: Cap, cfg: &crate::config::Config) -> usize {
     match cap {
         Cap::Json => cfg.max_body,
         Cap::Output => cfg.max_body.max(8 * cfg.max_output + 64 * 1024),
+        Cap::KvValue => cfg.max_kv_value,
     }
 }
 

@@ -1,8 +1,9 @@
 //! The janitor (docs/tasks.md "Leases", "Devices"; docs/security.md "Sessions"): every
 //! `janitor_interval` it requeues attempts whose lease expired (pending again while retries
 //! remain, else `timeout`), marks devices that stopped heartbeating `offline` (one
-//! `device_offline` message per transition) and revokes sessions idle past
-//! `CCJK_SESSION_IDLE_TTL`. Each chore is its own write job; a failing chore is logged and
+//! `device_offline` message per transition), revokes sessions idle past
+//! `CCJK_SESSION_IDLE_TTL` and deletes expired KV entries in batches (README "Apps and the KV
+//! store"; they are invisible from their expiry on). Each chore is its own write job; a failing chore is logged and
 //! tried again on the next round. `run_once` is what the thread runs, callable on its own.
 
 use crate::db::devices::{self, DeviceStatus};
@@ -86,6 +87,10 @@ pub fn run_once(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<()> 
         if n > 0 {
             log::info!("janitor: revoked {n} idle session(s)");
         }
+    }
+    let n = crate::domain::kv::expire(svc, reader)?;
+    if n > 0 {
+        log::info!("janitor: deleted {n} expired KV entries");
     }
     Ok(())
 }

@@ -175,6 +175,7 @@ fn creator(call: &Call) -> ApiResult<Creator> {
             own_device: Some(d.id),
         },
         Caller::User(u) => Creator::from(u),
+        Caller::App(_) => return Err(ApiError::unauthorized("Unrecognised credential")),
     })
 }
 

@@ -3,6 +3,7 @@
 //! OpenAPI document both read it, so a route cannot exist without its document entry.
 
 pub mod control;
+pub mod kv;
 pub mod lite;
 pub mod meta;
 pub mod poll;
@@ -20,6 +21,7 @@ pub fn table() -> Table {
     routes.extend(lite::routes());
     routes.extend(sessions::routes());
     routes.extend(control::routes());
+    routes.extend(kv::routes());
     Table::new(routes)
 }
 
