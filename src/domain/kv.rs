@@ -14,7 +14,7 @@ use crate::db::{Tx, devices};
 use crate::domain::callers::AppCaller;
 use crate::domain::policy::{
     self, KV_DEFAULT_PAGE, KV_EXPIRE_BATCH, KV_EXPIRE_ROUND, KV_MAX_BATCH, KV_MAX_KEY, KV_MAX_PAGE,
-    KV_MAX_TTL_SECS,
+    KV_MAX_TTL_SECS, KvGrowth,
 };
 use crate::domain::{Cx, Services};
 use crate::error::{ApiError, ApiResult};
@@ -370,7 +370,7 @@ fn kv_limits(cx: &Cx) -> (i64, i64) {
 /// quotas; a store over a limit first frees its expired entries. Errors: 403 `QUOTA_EXCEEDED`.
 /// `limits` = (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`).
 fn check_quotas(tx: &Tx, limits: (i64, i64), s: Store, puts: &[&Put], now: &str) -> ApiResult<()> {
-    let totals = |tx: &Tx| -> ApiResult<((i64, i64), (i64, i64), i64)> {
+    let totals = |tx: &Tx| -> ApiResult<(KvGrowth, i64)> {
         let (keys, bytes) = kv::usage(tx, s.device_id)?;
         let (mut new_keys, mut delta) = (keys, 0i64);
         for p in puts {
@@ -383,18 +383,22 @@ fn check_quotas(tx: &Tx, limits: (i64, i64), s: Store, puts: &[&Put], now: &str)
                 }
             }
         }
-        Ok(((keys, new_keys), (bytes, bytes + delta), delta))
+        let g = KvGrowth {
+            keys: (keys, new_keys),
+            bytes: (bytes, bytes + delta),
+        };
+        Ok((g, delta))
     };
     let (max_keys, max_bytes) = limits;
-    let (mut k, mut b, mut delta) = totals(tx)?;
-    let within = |k: (i64, i64), b: (i64, i64), delta: i64| {
-        policy::check_kv_device(k, b, max_keys, max_bytes)
+    let within = |(g, delta): (KvGrowth, i64)| {
+        policy::check_kv_device(g, max_keys, max_bytes)
             .and_then(|_| policy::check_storage(tx, s.user_id, delta))
     };
-    if within(k, b, delta).is_err() && kv::delete_expired_of_device(tx, s.device_id, now)? > 0 {
-        (k, b, delta) = totals(tx)?;
+    let mut t = totals(tx)?;
+    if within(t).is_err() && kv::delete_expired_of_device(tx, s.device_id, now)? > 0 {
+        t = totals(tx)?;
     }
-    within(k, b, delta)
+    within(t)
 }
 
 /// Writes one value if `pre` holds, within the quotas. Errors: 422 (key), 413 (value), 412

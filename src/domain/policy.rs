@@ -187,16 +187,20 @@ pub fn check_storage(c: &Connection, user_id: i64, adding: i64) -> ApiResult<()>
     Ok(())
 }
 
+/// A device's KV totals before and after a write: `(before, after)` of its key count and of
+/// its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct KvGrowth {
+    pub keys: (i64, i64),
+    pub bytes: (i64, i64),
+}
+
 /// Refuses a KV write that would leave the device holding more than `max_keys` keys or
-/// `max_bytes` bytes (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`): `keys` and `bytes` are its
-/// totals after the write. Errors: 403 `QUOTA_EXCEEDED` (`kv_keys`, `kv_bytes`).
-pub fn check_kv_device(
-    keys: (i64, i64),
-    bytes: (i64, i64),
-    max_keys: i64,
-    max_bytes: i64,
-) -> ApiResult<()> {
-    let ((used_keys, new_keys), (used_bytes, new_bytes)) = (keys, bytes);
+/// `max_bytes` bytes (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`); a write that does not grow a
+/// total passes, so a device over a lowered limit can still shrink.
+/// Errors: 403 `QUOTA_EXCEEDED` (`kv_keys`, `kv_bytes`).
+pub fn check_kv_device(g: KvGrowth, max_keys: i64, max_bytes: i64) -> ApiResult<()> {
+    let ((used_keys, new_keys), (used_bytes, new_bytes)) = (g.keys, g.bytes);
     if new_keys > used_keys && new_keys > max_keys {
         return Err(ApiError::quota("kv_keys", max_keys, used_keys));
     }
@@ -218,13 +222,14 @@ mod tests {
 
     #[test]
     fn kv_device_quota_refuses_only_growth_past_a_limit() {
-        assert!(check_kv_device((9, 10), (0, 100), 10, 1000).is_ok());
-        let e = check_kv_device((10, 11), (0, 100), 10, 1000).expect_err("keys");
+        let g = |keys, bytes| KvGrowth { keys, bytes };
+        assert!(check_kv_device(g((9, 10), (0, 100)), 10, 1000).is_ok());
+        let e = check_kv_device(g((10, 11), (0, 100)), 10, 1000).expect_err("keys");
         assert_eq!(e.details["quota"], "kv_keys");
-        let e = check_kv_device((1, 1), (900, 1001), 10, 1000).expect_err("bytes");
+        let e = check_kv_device(g((1, 1), (900, 1001)), 10, 1000).expect_err("bytes");
         assert_eq!(e.details["quota"], "kv_bytes");
         // A device already over a lowered limit may still shrink or replace in place.
-        assert!(check_kv_device((20, 20), (5000, 4000), 10, 1000).is_ok());
+        assert!(check_kv_device(g((20, 20), (5000, 4000)), 10, 1000).is_ok());
     }
 
     #[test]
