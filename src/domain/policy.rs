@@ -148,7 +148,7 @@ pub fn claim_room(
 
 /// Longest KV key, in bytes (README "Apps and the KV store").
 pub const KV_MAX_KEY: usize = 512;
-/// Keys and values a page of a KV listing holds when it does not say, and at most.
+/// Entries a page of a KV listing holds when it does not say, and at most (larger is clamped).
 pub const KV_DEFAULT_PAGE: i64 = 100;
 pub const KV_MAX_PAGE: i64 = 1000;
 /// Most entries in one `POST /kv/_batchimport` (one write job: the writer is not held long).

@@ -111,6 +111,11 @@ fn requirements(r: &Route, auth: Auth) -> Vec<Value> {
 
 /// The error statuses a route documents, from its properties.
 fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
+    // An optional credential, when sent, fails the way the inner kind does.
+    let auth = match r.auth {
+        Auth::Optional(inner) => *inner,
+        a => a,
+    };
     let mut s = Vec::new();
     if r.takes_body || has_query || r.method != crate::http::route::Method::Get {
         s.push(400);
@@ -119,7 +124,7 @@ fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
         s.push(401);
     }
     if matches!(
-        r.auth,
+        auth,
         Auth::User(_) | Auth::UserOrDevice(_) | Auth::LoopbackOrAdmin | Auth::App { .. }
     ) || r.hashing
     {
@@ -132,7 +137,7 @@ fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
         s.push(409);
     }
     // Writes to one key take If-Match / If-None-Match (compare-and-swap).
-    if matches!(r.auth, Auth::App { writes: true }) && r.params().next().is_some() {
+    if matches!(auth, Auth::App { writes: true }) && r.params().next().is_some() {
         s.push(412);
     }
     if r.takes_body {
