@@ -124,22 +124,25 @@ pub struct Authorized {
     pub authorized_at: String,
 }
 
-/// Checks a KV password from `ip` against the device (`None`: no such device), throttled like
-/// a login. Hashes: call on a hashing thread. Errors: 429 before any hash, 401
-/// `INVALID_CREDENTIALS` (also for an unknown device or one without a KV password).
+/// Checks a KV password from `ip` against the device `uuid` names (`target`: `None` for no
+/// such device), throttled like a login, per address and per uuid as sent. Hashes: call on a
+/// hashing thread. Errors: 429 before any hash, 401 `INVALID_CREDENTIALS` (also for an unknown
+/// device or one without a KV password).
 fn check_kv_password(
     cx: &Cx,
+    uuid: &str,
     target: Option<&apps::AuthorizeTarget>,
     password: &str,
     ip: &str,
 ) -> ApiResult<()> {
     let throttle = &cx.svc.throttle;
+    let device_key = Key::Device(uuid.to_string());
     let keys: Vec<Key> = ip
         .parse::<IpAddr>()
         .ok()
         .map(Key::Ip)
         .into_iter()
-        .chain(target.map(|t| Key::Device(t.id)))
+        .chain([device_key.clone()])
         .collect();
     for k in &keys {
         if let Some(wait) = throttle.check(k) {
@@ -161,9 +164,7 @@ fn check_kv_password(
         }
         return Err(ApiError::invalid_credentials());
     }
-    if let Some(t) = target {
-        throttle.succeed(&Key::Device(t.id));
-    }
+    throttle.succeed(&device_key);
     Ok(())
 }
 
@@ -192,13 +193,17 @@ pub fn authorize(
         a.note.as_deref().filter(|n| !n.trim().is_empty()),
         MAX_INSTALL_NOTE,
     )?;
-    let target = apps::authorize_target(cx.reader, a.device_uuid.trim())?;
+    let uuid = a.device_uuid.trim();
+    if uuid.is_empty() || uuid.len() > 64 {
+        return Err(ApiError::invalid("deviceUuid", "must be a device id"));
+    }
+    let target = apps::authorize_target(cx.reader, uuid)?;
     let owner = target
         .as_ref()
         .is_some_and(|t| session_user == Some(t.user_id));
     if !owner {
         match (&a.password, session_user) {
-            (Some(pw), _) => check_kv_password(cx, target.as_ref(), pw, ip)?,
+            (Some(pw), _) => check_kv_password(cx, uuid, target.as_ref(), pw, ip)?,
             (None, Some(_)) => return Err(ApiError::not_found("Device")),
             (None, None) => {
                 return Err(ApiError::unauthorized(

@@ -29,8 +29,10 @@ pub enum Key {
     /// A known account as `#<user id>` (whichever name was typed), else the login name as sent,
     /// lowercased.
     Account(String),
-    /// A device whose KV password is being tried (app authorisation), by internal id.
-    Device(i64),
+    /// A device whose KV password is being tried (app authorisation), by the uuid as sent:
+    /// unknown uuids are throttled exactly like real ones, so the throttle tells nothing about
+    /// which devices exist.
+    Device(String),
 }
 
 #[derive(Clone, Debug)]

@@ -228,6 +228,18 @@ fn wrong_kv_passwords_are_throttled_per_device_before_hashing() {
         hashes,
         "throttled, yet hashed"
     );
+    // A uuid that names no device is throttled exactly the same way: the throttle tells
+    // nothing about which devices exist.
+    let ghost = "00000000-0000-4000-8000-00000000dead";
+    for i in 1..=5 {
+        let r = try_from(&format!("192.0.2.{i}"), ghost, "any password");
+        assert_kv_error(&r, 401, "INVALID_CREDENTIALS");
+    }
+    assert_kv_error(
+        &try_from("192.0.2.6", ghost, "any password"),
+        429,
+        "RATE_LIMITED",
+    );
     // Another device is not blocked by it.
     let r = try_from("198.51.100.201", &other, KV_PASSWORD);
     assert_eq!(r.status, 201, "{}", r.text);
