@@ -231,11 +231,12 @@ pub fn usage(c: &Connection, device_id: i64) -> rusqlite::Result<(i64, i64)> {
         .map(Option::unwrap_or_default)
 }
 
-/// Bytes of KV entries over all of the user's devices.
+/// Bytes of KV entries over all of the user's devices. A correlated subquery, not a join: see
+/// `db::apps::find_token` on re-prepared joins.
 pub fn user_bytes(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
     c.prepare_cached(
-        "SELECT coalesce(sum(u.bytes), 0) FROM kv_usage u JOIN devices d ON d.id = u.device_id \
-         WHERE d.user_id = ?1",
+        "SELECT coalesce(sum((SELECT bytes FROM kv_usage u WHERE u.device_id = d.id)), 0) \
+         FROM devices d WHERE d.user_id = ?1",
     )?
     .query_row([user_id], |r| r.get(0))
 }

@@ -253,8 +253,8 @@ fn device_caller(cx: &Cx, token: &str) -> ApiResult<DeviceCaller> {
     }
 }
 
-/// Resolves an app token (`cca_…`). `last_used_at` is written at most once a minute, without
-/// waiting for the writer (a KV read never waits on a write). Errors: 401 for anything that is
+/// Resolves an app token (`cca_…`). `last_used_at` is written at most once a minute, by one
+/// write queued without waiting for it (a KV read never waits on the writer). Errors: 401 for anything that is
 /// not a live app token (another kind of credential, an unknown or revoked token), or when the
 /// device's owner is disabled.
 pub fn app_caller(cx: &Cx, token: &str) -> ApiResult<AppCaller> {
@@ -268,7 +268,7 @@ pub fn app_caller(cx: &Cx, token: &str) -> ApiResult<AppCaller> {
     if !row.owner_active {
         return Err(ApiError::unauthorized("Account disabled"));
     }
-    if needs_touch(cx, row.last_used_at.as_deref()) {
+    if needs_touch(cx, row.last_used_at.as_deref()) && cx.svc.app_touches.claim(&row.install_id) {
         let id = row.install_id.clone();
         cx.svc
             .db

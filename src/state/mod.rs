@@ -1,5 +1,6 @@
 //! In-memory state shared by every thread, between storage and the domain: the
-//! claimable-work index, the device-key cache, coalesced heartbeats and login throttling.
+//! claimable-work index, the device-key cache, coalesced heartbeats, login throttling and the
+//! app tokens' pending `last_used_at` writes.
 //! Nothing here touches SQLite or the network; it may name `db` row types, and it never
 //! imports `domain`, `http` or `workers`.
 
@@ -7,3 +8,4 @@ pub mod claimable;
 pub mod keycache;
 pub mod presence;
 pub mod throttle;
+pub mod touches;
