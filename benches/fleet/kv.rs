@@ -137,13 +137,17 @@ pub fn setup(addr: SocketAddr, s: &Setup) -> Result<KvSetup, String> {
     parallel(addr, n, move |i, c| {
         let (app, dev, session) = &j2[i];
         let body = json!({"deviceUuid": dev, "readOnly": false, "note": "bench"}).to_string();
-        let status = c
-            .request(&client::post(
-                &format!("/apps/{app}/authorize"),
-                Some(session),
-                &body,
-            ))
-            .map_err(|e| e.to_string())?;
+        let req = client::post(&format!("/apps/{app}/authorize"), Some(session), &body);
+        // The route runs on the hashing pool (SCHED_IDLE threads): on a busy machine it may
+        // answer 503 with Retry-After, as a client would see; retry like one.
+        let mut status = c.request(&req).map_err(|e| e.to_string())?;
+        for _ in 0..30 {
+            if status != 503 {
+                break;
+            }
+            thread::sleep(Duration::from_secs(1));
+            status = c.request(&req).map_err(|e| e.to_string())?;
+        }
         let v = body_json(c);
         match (status, v["token"].as_str()) {
             (201, Some(t)) => {
