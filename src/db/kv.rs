@@ -144,6 +144,7 @@ pub struct StoredRow {
     pub version: i64,
     pub size_bytes: i64,
     pub expires_at: Option<String>,
+    pub created_at: String,
 }
 
 impl StoredRow {
@@ -157,13 +158,15 @@ impl StoredRow {
 /// quota delta).
 pub fn stored(c: &Connection, device_id: i64, key: &str) -> rusqlite::Result<Option<StoredRow>> {
     c.prepare_cached(
-        "SELECT version, size_bytes, expires_at FROM kv_entries WHERE device_id = ?1 AND key = ?2",
+        "SELECT version, size_bytes, expires_at, created_at FROM kv_entries \
+         WHERE device_id = ?1 AND key = ?2",
     )?
     .query_row(params![device_id, key], |r| {
         Ok(StoredRow {
             version: r.get(0)?,
             size_bytes: r.get(1)?,
             expires_at: r.get(2)?,
+            created_at: r.get(3)?,
         })
     })
     .optional()

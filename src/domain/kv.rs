@@ -366,23 +366,34 @@ fn kv_limits(cx: &Cx) -> (i64, i64) {
     )
 }
 
-/// Checks that writing `puts` (keys, and their size deltas) keeps the store within its
-/// quotas; a store over a limit first frees its expired entries. Errors: 403 `QUOTA_EXCEEDED`.
-/// `limits` = (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`).
-fn check_quotas(tx: &Tx, limits: (i64, i64), s: Store, puts: &[&Put], now: &str) -> ApiResult<()> {
-    let totals = |tx: &Tx| -> ApiResult<(KvGrowth, i64)> {
+/// A write's size and the size of the row it replaces (live or expired), if any.
+type Sizes = Vec<(i64, Option<i64>)>;
+
+/// The sizes of `puts` against what is stored now.
+fn sizes_of(tx: &Tx, device_id: i64, puts: &[Put]) -> ApiResult<Sizes> {
+    puts.iter()
+        .map(|p| {
+            let old = kv::stored(tx, device_id, &p.key)?.map(|r| r.size_bytes);
+            Ok(((p.key.len() + p.value.len()) as i64, old))
+        })
+        .collect()
+}
+
+/// Checks that writes of `sizes` keep the store within its quotas; a store over a limit first
+/// frees its expired entries, then `again` reads the sizes anew. `limits` =
+/// (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`). Errors: 403 `QUOTA_EXCEEDED`.
+fn check_quotas(
+    tx: &Tx,
+    limits: (i64, i64),
+    s: Store,
+    now: &str,
+    sizes: Sizes,
+    again: impl FnOnce(&Tx) -> ApiResult<Sizes>,
+) -> ApiResult<()> {
+    let growth = |tx: &Tx, sizes: &Sizes| -> ApiResult<(KvGrowth, i64)> {
         let (keys, bytes) = kv::usage(tx, s.device_id)?;
-        let (mut new_keys, mut delta) = (keys, 0i64);
-        for p in puts {
-            let size = (p.key.len() + p.value.len()) as i64;
-            match kv::stored(tx, s.device_id, &p.key)? {
-                Some(old) => delta += size - old.size_bytes,
-                None => {
-                    new_keys += 1;
-                    delta += size;
-                }
-            }
-        }
+        let new_keys = keys + sizes.iter().filter(|(_, old)| old.is_none()).count() as i64;
+        let delta: i64 = sizes.iter().map(|(new, old)| new - old.unwrap_or(0)).sum();
         let g = KvGrowth {
             keys: (keys, new_keys),
             bytes: (bytes, bytes + delta),
@@ -394,11 +405,15 @@ fn check_quotas(tx: &Tx, limits: (i64, i64), s: Store, puts: &[&Put], now: &str)
         policy::check_kv_device(g, max_keys, max_bytes)
             .and_then(|_| policy::check_storage(tx, s.user_id, delta))
     };
-    let mut t = totals(tx)?;
-    if within(t).is_err() && kv::delete_expired_of_device(tx, s.device_id, now)? > 0 {
-        t = totals(tx)?;
+    let t = growth(tx, &sizes)?;
+    if within(t).is_ok() {
+        return Ok(());
     }
-    within(t)
+    if kv::delete_expired_of_device(tx, s.device_id, now)? == 0 {
+        return within(t);
+    }
+    let sizes = again(tx)?;
+    within(growth(tx, &sizes)?)
 }
 
 /// Writes one value if `pre` holds, within the quotas. Errors: 422 (key), 413 (value), 412
@@ -409,21 +424,35 @@ pub fn put(cx: &Cx, s: Store, p: Put, pre: Precondition) -> ApiResult<Written> {
     let now = cx.svc.clock.stamp();
     let limits = kv_limits(cx);
     cx.write(move |tx| {
-        let before = kv::stored(tx, s.device_id, &p.key)?.filter(|r| r.live(&now));
-        pre.check(before.as_ref().map(|r| r.version))?;
-        check_quotas(tx, limits, s, &[&p], &now)?;
+        let stored = kv::stored(tx, s.device_id, &p.key)?;
+        let before = stored.as_ref().filter(|r| r.live(&now));
+        pre.check(before.map(|r| r.version))?;
+        let size = (p.key.len() + p.value.len()) as i64;
+        let sizes = vec![(size, stored.as_ref().map(|r| r.size_bytes))];
+        check_quotas(tx, limits, s, &now, sizes, |tx| {
+            sizes_of(tx, s.device_id, std::slice::from_ref(&p))
+        })?;
         let version = kv::next_revision(tx, s.device_id)?;
         let w = kv::Write {
             key: &p.key,
             value: &p.value,
             content_type: &p.content_type,
-            size_bytes: (p.key.len() + p.value.len()) as i64,
+            size_bytes: size,
             version,
             expires_at: p.expires_at.as_deref(),
         };
         kv::upsert(tx, s.device_id, &w, &now)?;
-        let meta = kv::meta(tx, s.device_id, &p.key, &now)?
-            .ok_or_else(|| ApiError::internal("written KV entry vanished"))?;
+        // What `kv::upsert` stored: a live entry keeps its creation time, a new one (or one
+        // that had expired) starts now.
+        let meta = Meta {
+            created_at: before.map_or_else(|| now.clone(), |r| r.created_at.clone()),
+            key: p.key,
+            content_type: p.content_type,
+            size_bytes: size,
+            version,
+            expires_at: p.expires_at,
+            updated_at: now.clone(),
+        };
         Ok(Written {
             meta,
             created: before.is_none(),
@@ -463,8 +492,10 @@ pub fn import(cx: &Cx, s: Store, puts: Vec<Put>) -> ApiResult<usize> {
     let now = cx.svc.clock.stamp();
     let limits = kv_limits(cx);
     cx.write(move |tx| {
-        let refs: Vec<&Put> = puts.iter().collect();
-        check_quotas(tx, limits, s, &refs, &now)?;
+        let sizes = sizes_of(tx, s.device_id, &puts)?;
+        check_quotas(tx, limits, s, &now, sizes, |tx| {
+            sizes_of(tx, s.device_id, &puts)
+        })?;
         if puts.is_empty() {
             return Ok(0);
         }

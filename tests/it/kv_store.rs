@@ -169,6 +169,15 @@ fn versions_are_never_reused_and_deletes_compare_too() {
     assert_eq!(get_value(&s, &token, "k").text, "two");
     let m = kv(&s, "GET", "/kv/k/metadata", &token, &[], None);
     assert_eq!(m.header("etag"), again.header("etag"));
+    assert_eq!(m.body, again.body, "a write answers the metadata it stored");
+    // Replacing keeps the creation time; the answer says what is stored.
+    let replaced = put_text(&s, &token, "k", "three");
+    assert_eq!(replaced.status, 200);
+    assert_eq!(replaced.body["createdAt"], again.body["createdAt"]);
+    assert_eq!(
+        kv(&s, "GET", "/kv/k/metadata", &token, &[], None).body,
+        replaced.body
+    );
 }
 
 #[test]
