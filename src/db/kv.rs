@@ -273,3 +273,92 @@ pub fn any_expired(c: &Connection, now: &str) -> rusqlite::Result<bool> {
     )?
     .query_row([now], |r| r.get(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migrated in-memory database with one user and two devices (ids 1 and 2).
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("db");
+        c.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
+        crate::db::migrations::migrate(&c).expect("schema");
+        c.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+             VALUES (1, 'a@x.org', 'x', 't', 't'); \
+             INSERT INTO devices (id, uuid, user_id, name, key_prefix, key_hash, key_sealed, created_at, updated_at) \
+             VALUES (1, 'u1', 1, 'one', 'p', x'01', x'01', 't', 't'), (2, 'u2', 1, 'two', 'p', x'02', x'02', 't', 't');",
+        )
+        .expect("rows");
+        c
+    }
+
+    fn put(c: &Connection, dev: i64, key: &str, value: &[u8], expires_at: Option<&str>) {
+        let version = next_revision(c, dev).expect("revision");
+        let w = Write {
+            key,
+            value,
+            content_type: "text/plain",
+            size_bytes: (key.len() + value.len()) as i64,
+            version,
+            expires_at,
+        };
+        upsert(c, dev, &w, "2026-01-01T00:00:00.000Z").expect("upsert");
+    }
+
+    #[test]
+    fn usage_follows_every_statement_and_versions_never_repeat() {
+        let c = db();
+        put(&c, 1, "a", b"12345", None);
+        put(&c, 1, "b", b"1", Some("2026-01-01T00:00:01.000Z"));
+        put(&c, 2, "a", b"xy", None);
+        assert_eq!(usage(&c, 1).expect("usage"), (2, 6 + 2));
+        assert_eq!(user_bytes(&c, 1).expect("bytes"), 8 + 3);
+        put(&c, 1, "a", b"1", None);
+        assert_eq!(usage(&c, 1).expect("usage"), (2, 2 + 2), "a replacement resizes");
+        let v_a = stored(&c, 1, "a").expect("row").expect("a").version;
+        assert!(delete(&c, 1, "a").expect("delete"));
+        put(&c, 1, "a", b"1", None);
+        let v_again = stored(&c, 1, "a").expect("row").expect("a").version;
+        assert!(v_again > v_a, "a key written again gets a version never seen before");
+        // The expired entry is invisible, then deleted (by the janitor's statement).
+        let now = "2026-01-01T00:00:02.000Z";
+        assert!(get(&c, 1, "b", now).expect("get").is_none());
+        assert!(meta(&c, 1, "b", now).expect("meta").is_none());
+        assert!(any_expired(&c, now).expect("any"));
+        assert_eq!(delete_expired(&c, now, 10).expect("expire"), 1);
+        assert_eq!(usage(&c, 1).expect("usage"), (1, 2));
+        // Deleting the device takes its entries and totals along.
+        c.execute("DELETE FROM devices WHERE id = 1", []).expect("device");
+        assert_eq!(usage(&c, 1).expect("usage"), (0, 0));
+        assert_eq!(usage(&c, 2).expect("usage"), (1, 3));
+    }
+
+    #[test]
+    fn ranges_seek_from_the_prefix_or_past_the_cursor() {
+        let c = db();
+        for k in ["a", "p/1", "p/2", "p/3", "q"] {
+            put(&c, 1, k, b"v", None);
+        }
+        let now = "2026-01-01T00:00:00.500Z";
+        let r = Range {
+            lower: "p/",
+            lower_excluded: false,
+            until: "p0",
+        };
+        let keys = list_keys(&c, 1, r, now, 10).expect("list");
+        assert_eq!(keys, ["p/1", "p/2", "p/3"]);
+        let r = Range {
+            lower: "p/1",
+            lower_excluded: true,
+            until: "p0",
+        };
+        let page: Vec<String> = list(&c, 1, r, now, 1)
+            .expect("list")
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(page, ["p/2"]);
+        assert!(list_keys(&c, 2, r, now, 10).expect("list").is_empty(), "per device");
+    }
+}
