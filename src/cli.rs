@@ -1,7 +1,7 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
 //! reset-password`, `device create`, `email test TO`, `outbox [list|retry ID]`, `stats`,
-//! `vault export|import` (in `cli/vault.rs`).
+//! `vault export|import` (in `cli/vault.rs`), `app create|list|delete`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -13,6 +13,7 @@ use crate::crypto;
 use crate::db::users::{self, Flag};
 use crate::db::{self, Db};
 use crate::domain::accounts::{self, RegisterInput};
+use crate::domain::apps::{self, AppInput};
 use crate::domain::{Cx, devices};
 use crate::password;
 use lexopt::prelude::*;
@@ -33,6 +34,7 @@ pub enum Command {
     Outbox(Config, Vec<String>),
     Stats(Config, Vec<String>),
     Vault(Config, Vec<String>),
+    App(Config, Vec<String>),
     Help,
     Version,
 }
@@ -62,6 +64,10 @@ USAGE:
                                      a user's sites and accounts as JSON, secrets sealed
                                      (--plaintext asks first, or takes --yes)
   ccjk-cloud vault import --user EMAIL FILE|- [--replace]
+  ccjk-cloud app create --name NAME --developer NAME [--homepage URL] [--developer-link URL]
+                        [--description TEXT]          (prints the app id and site key)
+  ccjk-cloud app list
+  ccjk-cloud app delete ID           (its tokens stop working; the keys it wrote stay)
 
 Settings come from CCJK_* environment variables (see README); serve flags override them.
 A password that is not given is generated and printed once.
@@ -86,7 +92,12 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
                     .ok_or("--workers takes a number from 1 to 256")?
             }
             Long("public") => cfg.public = true,
-            Long(flag) if matches!(cmd.as_deref(), Some("user" | "device" | "stats" | "vault")) => {
+            Long(flag)
+                if matches!(
+                    cmd.as_deref(),
+                    Some("user" | "device" | "stats" | "vault" | "app")
+                ) =>
+            {
                 let flag = flag.to_string();
                 rest.push(format!("--{flag}"));
                 if !["admin", "plaintext", "yes", "replace"].contains(&flag.as_str()) {
@@ -123,6 +134,7 @@ pub fn parse(args: Vec<String>, mut cfg: Config) -> Result<Command, String> {
         "outbox" => Command::Outbox(cfg, rest),
         "stats" => Command::Stats(cfg, rest),
         "vault" => Command::Vault(cfg, rest),
+        "app" => Command::App(cfg, rest),
         other => return Err(format!("unknown command {other:?}; see --help")),
     })
 }
@@ -514,4 +526,55 @@ fn outbox_list(db: &Db) -> Result<(), String> {
         );
     }
     Ok(())
+}
+/// `app create --name N --developer D [--homepage URL] [--developer-link URL] [--description T]`
+/// (prints the id and the site key), `app list` (with site keys and token counts), `app delete
+/// ID` (its tokens are refused from the next request; the keys it wrote stay with the devices).
+pub fn app(cfg: &Config, args: &[String]) -> Result<(), String> {
+    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
+    let usage = "usage: ccjk-cloud app create --name NAME --developer NAME [--homepage URL] \
+                 [--developer-link URL] [--description TEXT] | app list | app delete ID";
+    match args.first().map(String::as_str) {
+        Some("create") => {
+            let input = AppInput {
+                name: opt("--name").ok_or("app create needs --name NAME")?,
+                developer_name: opt("--developer").ok_or("app create needs --developer NAME")?,
+                homepage_link: opt("--homepage"),
+                developer_link: opt("--developer-link"),
+                description: opt("--description"),
+            };
+            let a = apps::create(&db, &input).map_err(|e| e.message)?;
+            println!("app {} ({}) by {}", a.id, a.name, a.developer_name);
+            println!("site key: {}", a.site_key);
+            Ok(())
+        }
+        Some("list") => {
+            let reader = db.reader().map_err(|e| e.to_string())?;
+            println!(
+                "{:>5}  {:<24} {:<20} {:<37} {:>6} created_at",
+                "id", "name", "developer", "site_key", "tokens"
+            );
+            for (a, tokens) in db::apps::list_with_tokens(&reader).map_err(|e| e.to_string())? {
+                println!(
+                    "{:>5}  {:<24} {:<20} {:<37} {:>6} {}",
+                    a.id, a.name, a.developer_name, a.site_key, tokens, a.created_at
+                );
+            }
+            Ok(())
+        }
+        Some("delete") => {
+            let id = args
+                .get(1)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or("usage: ccjk-cloud app delete ID")?;
+            if apps::delete(&db, id).map_err(|e| e.message)? {
+                println!("deleted app {id}; its tokens no longer work");
+                Ok(())
+            } else {
+                Err("no app with that id".into())
+            }
+        }
+        _ => Err(usage.into()),
+    }
 }

@@ -79,6 +79,11 @@ pub struct Config {
     pub max_log_upload: usize,
     /// `CCJK_MAX_KV_VALUE`, default 1 MiB.
     pub max_kv_value: usize,
+    /// `CCJK_KV_MAX_KEYS`, default 10,000: keys one device's KV store may hold.
+    pub kv_max_keys: usize,
+    /// `CCJK_KV_MAX_BYTES`, default 64 MiB: bytes (keys + values) one device's KV store may
+    /// hold; the plan's storage quota counts them too.
+    pub kv_max_bytes: usize,
     /// `CCJK_HASH_THREADS`: password hashes computed at once, 1 or 2 (docs/security.md: at most two).
     /// Default: two, or one when the process may run on a single core (`taskset`, cgroup
     /// cpusets, a 1-vCPU VPS), where a second hash only doubles the memory (19 MiB each) and
@@ -179,6 +184,8 @@ impl Default for Config {
             max_output: MIB,
             max_log_upload: 10 * MIB,
             max_kv_value: MIB,
+            kv_max_keys: 10_000,
+            kv_max_bytes: 64 * MIB,
             hash_threads: cores_up_to_two(),
             hash_queue_wait: Duration::from_secs(2),
             lease_grace: Duration::from_secs(30),
@@ -313,6 +320,7 @@ impl Config {
             ("CCJK_MAX_OUTPUT", &mut c.max_output),
             ("CCJK_MAX_LOG_UPLOAD", &mut c.max_log_upload),
             ("CCJK_MAX_KV_VALUE", &mut c.max_kv_value),
+            ("CCJK_KV_MAX_BYTES", &mut c.kv_max_bytes),
         ] {
             if let Some(v) = get(name) {
                 note(parse_size(name, &v).map(|n| *slot = n));
@@ -364,6 +372,15 @@ impl Config {
                     )),
                 });
             }
+        }
+        if let Some(v) = get("CCJK_KV_MAX_KEYS") {
+            note(match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => {
+                    c.kv_max_keys = n;
+                    Ok(())
+                }
+                _ => Err(format!("CCJK_KV_MAX_KEYS: {v:?} is not a positive number")),
+            });
         }
         errs.extend(c.validate());
         if errs.is_empty() { Ok(c) } else { Err(errs) }
@@ -562,6 +579,8 @@ mod tests {
     fn sizes_ttls_and_sockets_parse() {
         let c = cfg(&[
             ("CCJK_MAX_BODY", "2M"),
+            ("CCJK_KV_MAX_KEYS", "50"),
+            ("CCJK_KV_MAX_BYTES", "1K"),
             ("CCJK_ACCESS_TOKEN_TTL", "15m"),
             ("CCJK_LISTEN", "unix:/run/ccjk/sock"),
             ("CCJK_DB", "/var/lib/ccjk/ccjk.db"),
@@ -571,6 +590,7 @@ mod tests {
         assert_eq!(c.net.body_timeout, Duration::from_secs(120));
         assert!(cfg(&[("CCJK_BODY_TIMEOUT", "10ms")]).is_err());
         assert_eq!(c.max_body, 2 * MIB);
+        assert_eq!((c.kv_max_keys, c.kv_max_bytes), (50, 1024));
         assert_eq!(c.access_token_ttl, Some(Duration::from_secs(900)));
         assert_eq!(c.listen, Listen::Unix("/run/ccjk/sock".into()));
         assert_eq!(c.secret_key_path(), PathBuf::from("/var/lib/ccjk/ccjk.key"));

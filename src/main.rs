@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Outbox(cfg, args) => cli::outbox(&cfg, &args),
         Command::Stats(cfg, args) => cli::stats(&cfg, &args),
         Command::Vault(cfg, args) => cli::vault::run(&cfg, &args),
+        Command::App(cfg, args) => cli::app(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

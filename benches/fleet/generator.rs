@@ -1,6 +1,7 @@
 //! The load generator process (pinned to core 1 by the bench's re-exec): sets up the users and
 //! devices, runs the selected phases in order (hot and ceiling in alternating rounds, then
-//! login, closed, vault, fleet, idle, stats), reads the server's `/proc` entries around each, checks that it was not
+//! login, closed, vault, fleet, idle, stats, and kv last: its million keys must not weigh on the
+//! others), reads the server's `/proc` entries around each, checks that it was not
 //! itself the bottleneck, and prints every figure as one JSON object on stdout for the bench's
 //! main process to render. Progress goes to stderr.
 
@@ -8,6 +9,7 @@ use crate::client;
 use crate::closed;
 use crate::events;
 use crate::fleet;
+use crate::kv;
 use crate::phases::{self, Loop};
 use crate::procfs;
 use crate::setup::{self, PASSWORD};
@@ -326,6 +328,11 @@ pub fn run(a: &Args) -> Result<Value, String> {
         out.insert("stats".into(), v);
         peak("stats");
     }
+    if want("kv") {
+        let v = kv_phase(a, &s, tck, &mut invalid, &mut failures);
+        out.insert("kv".into(), v);
+        peak("kv");
+    }
     let m = procfs::mem(pid).unwrap_or_default();
     let overall = peaks
         .values()
@@ -358,8 +365,11 @@ pub fn run(a: &Args) -> Result<Value, String> {
     // A connection tiny_http left unserved is a failure (README "Performance": "no connection left
     // unserved"): the client is not given a fresh one that would hide it.
     for (phase, v) in &out {
+        // The kv phase reports per window (get, post, list).
+        let windows = ["get", "post", "list"].map(|w| &v[w]["unserved_connections"]);
         let n = v["unserved_connections"].as_u64().unwrap_or(0)
-            + v["unserved_after_3s"].as_u64().unwrap_or(0);
+            + v["unserved_after_3s"].as_u64().unwrap_or(0)
+            + windows.iter().filter_map(|u| u.as_u64()).sum::<u64>();
         if n > 0 {
             failures.push(format!(
                 "{phase}: {n} new connections left unserved (tiny_http pool race)"
@@ -370,6 +380,51 @@ pub fn run(a: &Args) -> Result<Value, String> {
     out.insert("invalid_reasons".into(), json!(invalid));
     out.insert("failures".into(), json!(failures));
     Ok(Value::Object(out))
+}
+
+/// The `kv` phase (`kv.rs`): setup, then the get, post and list windows, each judged like the
+/// other phases'.
+fn kv_phase(
+    a: &Args,
+    s: &setup::Setup,
+    tck: f64,
+    invalid: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) -> Value {
+    if s.devices.is_empty() {
+        return json!({"skipped": "the daemon routes are missing"});
+    }
+    eprintln!(
+        "fleet bench: kv: authorising {} apps, importing {} keys of {} B ...",
+        kv::APPS,
+        kv::APPS * kv::KEYS,
+        kv::VALUE_BYTES
+    );
+    let k = match kv::setup(a.server, s) {
+        Ok(k) => k,
+        Err(e) if e.starts_with("GET /apps") && e.contains(": 404") => {
+            return json!({"skipped": format!("the KV routes are missing ({e})")});
+        }
+        Err(e) => {
+            failures.push(format!("kv: setup failed: {e}"));
+            return json!({"skipped": e});
+        }
+    };
+    let pid = a.server_pid.as_str();
+    let [get, post, list] = kv::loops(&k);
+    let (warm, dur) = (secs(a, 1.0, 0.5), secs(a, 10.0, 3.0));
+    let mut v = json!({"setup": kv::setup_json(&k)});
+    eprintln!(
+        "fleet bench: kv: get and post on 64 connections, list on 1, {} s each ...",
+        dur.as_secs_f64()
+    );
+    for (name, l, conns) in [("get", &get, 64), ("post", &post, 64), ("list", &list, 1)] {
+        let w = measured(&format!("kv {name}"), &[""], invalid, || {
+            kv::window(a.server, pid, l, conns, warm, dur, tck)
+        });
+        v[name] = w;
+    }
+    v
 }
 
 /// Runs a phase up to `ATTEMPTS` times: while its windows are invalid (`judge`: mostly other

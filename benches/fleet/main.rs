@@ -2,7 +2,7 @@
 //! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `events`, `idle` and `stats` (`hot` and `ceiling` in alternating rounds,
+//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `events`, `idle`, `stats` and `kv` (`hot` and `ceiling` in alternating rounds,
 //! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
 //! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
@@ -37,6 +37,7 @@ mod closed;
 mod events;
 mod fleet;
 mod generator;
+mod kv;
 mod phases;
 mod procfs;
 mod report;
@@ -50,8 +51,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const PHASES: [&str; 9] = [
-    "hot", "ceiling", "login", "closed", "vault", "fleet", "events", "idle", "stats",
+const PHASES: [&str; 10] = [
+    "hot", "ceiling", "login", "closed", "vault", "fleet", "events", "idle", "stats", "kv",
 ];
 const FLAGS: [&str; 3] = ["--bench", "--quick", "--no-wait"];
 /// Raise the soft fd limit (to the hard limit when 65536 is not allowed, as in containers).
@@ -247,6 +248,15 @@ fn orchestrate(args: &[String]) -> Result<u8, String> {
     } else {
         ("-".into(), "-".into())
     };
+    if phases.contains(&"kv") {
+        // The apps an admin would register with `ccjk-cloud app create`, once the server has
+        // created its database (kv.rs).
+        let addr: SocketAddr = server_addr.parse().map_err(|e| format!("{e}"))?;
+        setup::wait_healthy(addr, Duration::from_secs(30))?;
+        if let Err(e) = kv::create_apps(&tmp.path().join("bench.db")) {
+            eprintln!("fleet bench: kv: {e}");
+        }
+    }
     eprintln!(
         "fleet bench: {} run, phases {}; server pid {server_pid} on core 0, generator on core 1",
         if quick { "quick" } else { "full" },

@@ -76,6 +76,19 @@ impl Closed {
         self.rounds.extend(o.rounds);
     }
 
+    /// The figures of a loop whose two requests are of one kind, as the one endpoint `name`
+    /// (the samples of both merged).
+    pub fn json_one(mut self, name: &str) -> Value {
+        let [mut a, b] = std::mem::take(&mut self.lat);
+        a.merge(b);
+        self.lat = [a, Lat::default()];
+        let mut v = self.json([name, "_unused"]);
+        if let Value::Object(m) = &mut v {
+            m.remove("_unused");
+        }
+        v
+    }
+
     /// The phase's JSON figures, endpoints named by `names`.
     pub fn json(mut self, names: [&str; 2]) -> Value {
         self.samples.sort();

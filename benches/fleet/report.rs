@@ -499,6 +499,7 @@ pub fn print(v: &Value) {
             t.row("stats", "summary failures", b, "none", "MISS");
         }
     }
+    kv_rows(&mut t, v);
     for phase in ["hot", "ceiling", "login", "vault", "fleet", "closed"] {
         if let Some(n) = v[phase]["attempts"].as_u64().filter(|&n| n > 1) {
             let what = "runs (earlier ones invalid, see discarded_attempts)";
@@ -572,13 +573,19 @@ pub fn print(v: &Value) {
     // Rows added out of order (such as the unserved connections) go to their phase.
     let order = [
         "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed",
-        "events", "idle", "stats", "server",
+        "events", "idle", "stats", "kv", "server",
     ];
     t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
     println!();
     t.print();
     for phase in ["hot", "ceiling", "vault", "fleet"] {
         for e in strs(&v[phase]["error_samples"]) {
+            println!("{phase}: a request failed with {e}");
+        }
+    }
+    for w in ["get", "post", "list"] {
+        for e in strs(&v["kv"][w]["error_samples"]) {
+            let phase = format!("kv {w}");
             println!("{phase}: a request failed with {e}");
         }
     }
@@ -690,4 +697,106 @@ fn closed_rows(t: &mut Table, c: &Value) {
         }
     }
     cpu_rows(t, "closed", c);
+}
+
+/// The `kv` phase's rows: setup, then the get, post and list windows against their targets.
+fn kv_rows(t: &mut Table, v: &Value) {
+    let k = &v["kv"];
+    if let Some(why) = k["skipped"].as_str() {
+        t.row("kv", "skipped", why.into(), "", "");
+        return;
+    }
+    if k.is_null() {
+        return;
+    }
+    let su = &k["setup"];
+    t.row(
+        "kv",
+        &format!(
+            "setup: {} apps, {} keys of {} B",
+            su["apps"],
+            thousands(f(&su["keys"]).unwrap_or(0.0)),
+            su["value_bytes"]
+        ),
+        format!(
+            "authorise {} s, import {} s ({} keys/s)",
+            su["seconds_authorize"],
+            su["seconds_import"],
+            thousands(f(&su["import_keys_per_s"]).unwrap_or(0.0))
+        ),
+        "",
+        "",
+    );
+    let sync = strs(&v["server_env"])
+        .find_map(|e| e.strip_prefix("CCJK_SYNCHRONOUS="))
+        .unwrap_or("full")
+        .to_ascii_lowercase();
+    let windows = [
+        (
+            "get",
+            "GET /kv/{key} of 200 B, 64 conns".to_string(),
+            "≥ 20,000 req/s",
+            20000.0,
+        ),
+        (
+            "post",
+            format!("POST /kv/{{key}} of 200 B, 64 conns, synchronous={sync}"),
+            "≥ 4,000 writes/s",
+            4000.0,
+        ),
+    ];
+    for (w, what, target, min) in windows {
+        let x = &k[w];
+        if x.is_null() {
+            continue;
+        }
+        let rps = f(&x["req_per_s"]);
+        t.row(
+            "kv",
+            &format!("{what}, {}", rounds(x)),
+            format!("{} req/s", thousands(rps.unwrap_or(0.0))),
+            target,
+            verdict(rps.map(|r| r >= min)),
+        );
+        t.row("kv", &format!("{w} p50 / p99"), lat(&x[w]), "", "");
+        if let Some(b) = bad(&x[w]) {
+            t.row("kv", &format!("{w} failures"), b, "none", "MISS");
+        }
+        cpu_rows(t, "kv", x);
+    }
+    let l = &k["list"];
+    if !l.is_null() {
+        let p99 = f(&l["list"]["p99_us"]);
+        t.row(
+            "kv",
+            "GET /kv?prefix=…&limit=100 (1 conn) p50 / p99",
+            lat(&l["list"]),
+            "p99 ≤ 2 ms",
+            verdict(p99.map(|p| p <= 2000.0)),
+        );
+        if let Some(b) = bad(&l["list"]) {
+            t.row("kv", "list failures", b, "none", "MISS");
+        }
+        cpu_rows(t, "kv", l);
+    }
+    for w in ["get", "post", "list"] {
+        if let Some(n) = k[w]["attempts"].as_u64().filter(|&n| n > 1) {
+            t.row(
+                "kv",
+                &format!("{w}: runs (earlier ones invalid)"),
+                n.to_string(),
+                "",
+                "",
+            );
+        }
+        if let Some(n) = k[w]["unserved_connections"].as_u64().filter(|&n| n > 0) {
+            t.row(
+                "kv",
+                &format!("{w}: new conns unserved for 2 s (tiny_http pool race)"),
+                n.to_string(),
+                "0",
+                "FAIL",
+            );
+        }
+    }
 }

@@ -18,8 +18,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/v3.sql"),
     include_str!("migrations/v4.sql"),
     include_str!("migrations/v5.sql"),
-    // Gap: v6 belongs to a branch merged separately; when it lands, it goes above this line
-    // and v7 becomes step 7 again (until then it runs as step 6).
+    include_str!("migrations/v6.sql"),
     include_str!("migrations/v7.sql"),
 ];
 

@@ -8,11 +8,13 @@
 //! `&Connection` and know nothing about HTTP.
 
 pub mod api_keys;
+pub mod apps;
 pub mod backups;
 pub mod devices;
 pub mod effects;
 pub mod email_configs;
 pub mod inbound;
+pub mod kv;
 pub mod logs;
 pub mod messages;
 pub mod migrations;

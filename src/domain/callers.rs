@@ -2,16 +2,17 @@
 //! (docs/security.md "Credentials").
 //!
 //! The credential's prefix says which table to look in (`ccs_` sessions, `cck_` API keys,
-//! `ccjk_` devices); what kind of caller a route accepts is declared in its route-table entry,
+//! `ccjk_` devices, `cca_` app tokens); what kind of caller a route accepts is declared in its
+//! route-table entry,
 //! and a credential of the wrong kind is 401, never a silent downgrade. Session tokens hold
 //! every scope of their user; API keys hold the scopes they were created with. `last_used_at`
 //! is written at most once a minute per credential (more often when an idle timeout is shorter,
 //! so a session in use never looks idle). This module reads no HTTP request: the HTTP side
 //! hands it the credential string.
 
-use crate::crypto::{API_KEY_PREFIX, DEVICE_PREFIX, SESSION_PREFIX, sha256};
+use crate::crypto::{API_KEY_PREFIX, APP_PREFIX, DEVICE_PREFIX, SESSION_PREFIX, sha256};
 use crate::db::devices::DeviceAuth;
-use crate::db::{api_keys, devices, sessions, users};
+use crate::db::{api_keys, apps, devices, sessions, users};
 use crate::domain::Cx;
 use crate::domain::policy::LAST_USED_EVERY;
 use crate::error::{ApiError, ApiResult};
@@ -79,11 +80,49 @@ impl UserCaller {
 /// A daemon, authenticated by its device key.
 pub type DeviceCaller = DeviceAuth;
 
+/// An app, authenticated by an app token (`cca_…`): it acts on one device's key-value store,
+/// read-only or read-write (README "Apps and the KV store").
+#[derive(Clone, Debug)]
+pub struct AppCaller {
+    /// The install (one per token).
+    pub install_id: String,
+    pub app_id: i64,
+    /// The app's site key, which an `x-site-key` header must match.
+    pub site_key: String,
+    /// The device whose keys the token reaches, and its owner.
+    pub device_id: i64,
+    pub user_id: i64,
+    pub read_only: bool,
+}
+
+impl AppCaller {
+    /// Checks the `x-site-key` a request carried, if any. Errors: 403 `FORBIDDEN` when it is
+    /// not this token's app's.
+    pub fn check_site_key(&self, sent: Option<&str>) -> ApiResult<()> {
+        match sent.map(str::trim) {
+            Some(k) if k != self.site_key => Err(ApiError::forbidden(
+                "x-site-key does not belong to this token's app",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// This caller, if its token may write. Errors: 403 `FORBIDDEN` for a read-only token.
+    pub fn require_write(&self) -> ApiResult<&AppCaller> {
+        if self.read_only {
+            Err(ApiError::forbidden("This app token is read-only"))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
 /// Any authenticated caller.
 #[derive(Clone, Debug)]
 pub enum Caller {
     User(UserCaller),
     Device(DeviceCaller),
+    App(AppCaller),
 }
 
 impl Caller {
@@ -92,12 +131,14 @@ impl Caller {
         match self {
             Caller::User(u) => u.user_id(),
             Caller::Device(d) => d.user_id,
+            Caller::App(a) => a.user_id,
         }
     }
 }
 
-/// Resolves `token` to a caller. Errors: 401 for an unknown, revoked, expired or
-/// unrecognised credential, or a disabled account.
+/// Resolves a user or device credential to a caller (app tokens are resolved only by the KV
+/// routes, with `app_caller`). Errors: 401 for an unknown, revoked, expired or unrecognised
+/// credential, or a disabled account.
 pub fn resolve(cx: &Cx, token: &str) -> ApiResult<Caller> {
     if token.starts_with(SESSION_PREFIX) {
         session_caller(cx, token).map(Caller::User)
@@ -210,4 +251,35 @@ fn device_caller(cx: &Cx, token: &str) -> ApiResult<DeviceCaller> {
         Some(false) => Err(ApiError::unauthorized("Account disabled")),
         None => Err(ApiError::unauthorized("Invalid device key")),
     }
+}
+
+/// Resolves an app token (`cca_…`). `last_used_at` is written at most once a minute, by one
+/// write queued without waiting for it (a KV read never waits on the writer). Errors: 401 for anything that is
+/// not a live app token (another kind of credential, an unknown or revoked token), or when the
+/// device's owner is disabled.
+pub fn app_caller(cx: &Cx, token: &str) -> ApiResult<AppCaller> {
+    if !token.starts_with(APP_PREFIX) {
+        return Err(ApiError::unauthorized(
+            "This route needs an app token (cca_…)",
+        ));
+    }
+    let row = apps::find_token(cx.reader, &sha256(token))?
+        .ok_or_else(|| ApiError::unauthorized("Invalid app token"))?;
+    if !row.owner_active {
+        return Err(ApiError::unauthorized("Account disabled"));
+    }
+    if needs_touch(cx, row.last_used_at.as_deref()) && cx.svc.app_touches.claim(&row.install_id) {
+        let id = row.install_id.clone();
+        cx.svc
+            .db
+            .write_later(move |tx| Ok(apps::touch_install(tx, &id)?));
+    }
+    Ok(AppCaller {
+        install_id: row.install_id,
+        app_id: row.app_id,
+        site_key: row.site_key,
+        device_id: row.device_id,
+        user_id: row.user_id,
+        read_only: row.read_only,
+    })
 }

@@ -9,10 +9,12 @@
 //! `events` is what each state change tells the user's event streams (docs/events.md).
 //! `mail`, `email_config`, `inbound` and `messages` are e-mail and notifications.
 //! `backups`, `logs` and `stats` are what an owner keeps and reads (config backups, daemon log
-//! uploads, statistics); `vault` is the sites and accounts users rotate between (docs/vault.md).
+//! uploads, statistics); `vault` is the sites and accounts users rotate between (docs/vault.md);
+//! `apps` and `kv` are the apps authorised per device and their key-value store (README "Apps and the KV store").
 
 pub mod accounts;
 pub mod api_keys;
+pub mod apps;
 pub mod backups;
 pub mod callers;
 pub mod daemon;
@@ -21,6 +23,7 @@ pub mod email_config;
 pub mod events;
 pub mod health;
 pub mod inbound;
+pub mod kv;
 pub mod lifecycle;
 pub mod logs;
 pub mod mail;

@@ -1,14 +1,14 @@
 //! Limits and rules with names: plan quotas (devices, tasks per day, storage), the liveness
 //! window of a device, task bounds, the sign-up and first-user rules, pagination bounds, rate
-//! limits, retention and statistics periods (docs/limits.md; README "Backups, logs and
-//! statistics", "Rate limits").
+//! limits, retention, statistics periods and the KV store's limits (docs/limits.md; README
+//! "Backups, logs and statistics", "Rate limits", "Apps and the KV store").
 //!
 //! Everything a reviewer would ask "how many?" or "when?" about lives here once, so the
 //! domain, the janitor, the CLI and the docs agree. Quota checks take the writer connection:
 //! they run inside the write job that would exceed the limit, so two concurrent requests
 //! cannot both pass.
 
-use crate::db::{backups, devices, logs, tasks, users};
+use crate::db::{backups, devices, kv, logs, tasks, users};
 use crate::error::{ApiError, ApiResult};
 use crate::time;
 use rusqlite::Connection;
@@ -253,20 +253,25 @@ pub fn check_daily_tasks(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> 
 }
 
 /// Bytes the user stores, counted against the plan's `storage_quota_bytes`: one term per area
-/// that keeps a user's bytes (config backups, daemon logs; an area added later adds its term
-/// here, and nothing else changes).
+/// that keeps a user's bytes (config backups, daemon logs, KV values; an area added later adds
+/// its term here, and nothing else changes).
 pub fn storage_used(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
     let terms = [
         backups::bytes_used(c, user_id)?,
         logs::bytes_used(c, user_id)?,
+        kv::user_bytes(c, user_id)?,
     ];
     Ok(terms.iter().sum())
 }
 
 /// Refuses `adding` more stored bytes beyond the plan's `storage_quota_bytes`. Run it inside the
 /// write job that stores them. Errors: 403 `QUOTA_EXCEEDED` with `{quota: "storage", limit,
-/// used}` (`used` as it stands, without `adding`).
+/// used}` (`used` as it stands, without `adding`). A write that frees bytes (`adding <= 0`, a KV
+/// value replaced by a smaller one) always passes.
 pub fn check_storage(c: &Connection, user_id: i64, adding: i64) -> ApiResult<()> {
+    if adding <= 0 {
+        return Ok(());
+    }
     if let Some(limit) = users::limits(c, user_id)?.storage_quota_bytes {
         let used = storage_used(c, user_id)?;
         if used + adding > limit {
@@ -293,6 +298,46 @@ pub fn claim_room(
     n.max(0)
 }
 
+/// Longest KV key, in bytes (README "Apps and the KV store").
+pub const KV_MAX_KEY: usize = 512;
+/// Entries a page of a KV listing holds when it does not say, and at most (larger is clamped).
+pub const KV_DEFAULT_PAGE: i64 = 100;
+pub const KV_MAX_PAGE: i64 = 1000;
+/// Most entries in one `POST /kv/_batchimport` (one write job: the writer is not held long).
+pub const KV_MAX_BATCH: usize = 1000;
+/// Longest `ttl` a write may ask for (ten years), in seconds.
+pub const KV_MAX_TTL_SECS: u64 = 10 * 365 * 86_400;
+/// Expired KV entries the janitor deletes per write job, and per round at most.
+pub const KV_EXPIRE_BATCH: i64 = 1000;
+pub const KV_EXPIRE_ROUND: i64 = 20_000;
+/// App installs (tokens) one device may hold.
+pub const MAX_INSTALLS_PER_DEVICE: i64 = 100;
+/// Longest note on an app authorisation, in characters.
+pub const MAX_INSTALL_NOTE: usize = 200;
+
+/// A device's KV totals before and after a write: `(before, after)` of its key count and of
+/// its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct KvGrowth {
+    pub keys: (i64, i64),
+    pub bytes: (i64, i64),
+}
+
+/// Refuses a KV write that would leave the device holding more than `max_keys` keys or
+/// `max_bytes` bytes (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`); a write that does not grow a
+/// total passes, so a device over a lowered limit can still shrink.
+/// Errors: 403 `QUOTA_EXCEEDED` (`kv_keys`, `kv_bytes`).
+pub fn check_kv_device(g: KvGrowth, max_keys: i64, max_bytes: i64) -> ApiResult<()> {
+    let ((used_keys, new_keys), (used_bytes, new_bytes)) = (g.keys, g.bytes);
+    if new_keys > used_keys && new_keys > max_keys {
+        return Err(ApiError::quota("kv_keys", max_keys, used_keys));
+    }
+    if new_bytes > used_bytes && new_bytes > max_bytes {
+        return Err(ApiError::quota("kv_bytes", max_bytes, used_bytes));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +362,18 @@ mod tests {
             base.mul_f64(1.2),
             "jitter is bounded"
         );
+    }
+
+    #[test]
+    fn kv_device_quota_refuses_only_growth_past_a_limit() {
+        let g = |keys, bytes| KvGrowth { keys, bytes };
+        assert!(check_kv_device(g((9, 10), (0, 100)), 10, 1000).is_ok());
+        let e = check_kv_device(g((10, 11), (0, 100)), 10, 1000).expect_err("keys");
+        assert_eq!(e.details["quota"], "kv_keys");
+        let e = check_kv_device(g((1, 1), (900, 1001)), 10, 1000).expect_err("bytes");
+        assert_eq!(e.details["quota"], "kv_bytes");
+        // A device already over a lowered limit may still shrink or replace in place.
+        assert!(check_kv_device(g((20, 20), (5000, 4000)), 10, 1000).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::state::keycache::KeyCache;
 use crate::state::mail::MailState;
 use crate::state::presence::Presence;
 use crate::state::throttle::Throttle;
+use crate::state::touches::Touches;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -35,6 +36,8 @@ pub struct Services {
     pub presence: Presence,
     /// Recently validated device keys.
     pub device_keys: KeyCache,
+    /// App tokens whose `last_used_at` write was queued lately.
+    pub app_touches: Touches,
     /// The clock rules read.
     pub clock: Clock,
     /// The mailer's wake-up signal and the mail counters.
@@ -44,7 +47,7 @@ pub struct Services {
 impl Services {
     /// Services over an open database; `dummy_hash` is a PHC string of a random password.
     pub fn new(cfg: Config, db: Db, sealer: Sealer, dummy_hash: String) -> Services {
-        use crate::domain::policy::{DEVICE_KEY_TTL, DEVICE_ROW_TTL};
+        use crate::domain::policy::{DEVICE_KEY_TTL, DEVICE_ROW_TTL, LAST_USED_EVERY};
         Services {
             cfg,
             db,
@@ -54,6 +57,7 @@ impl Services {
             claimable: Arc::default(),
             presence: Presence::new(DEVICE_ROW_TTL),
             device_keys: KeyCache::new(DEVICE_KEY_TTL),
+            app_touches: Touches::new(LAST_USED_EVERY),
             clock: Clock::default(),
             mail: MailState::default(),
         }

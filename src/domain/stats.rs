@@ -190,7 +190,9 @@ pub fn device(cx: &Cx, user_id: i64, uuid: &str, p: Period) -> ApiResult<DeviceS
     let online = stats::online_seconds(cx.reader, user_id, time::day(&since_s), Some(d.id))?;
     let mut s = build(p, since, until, rows, online);
     s.devices_online = i64::from(d.status != crate::db::devices::DeviceStatus::Offline);
-    s.storage_used = backups::device_bytes(cx.reader, d.id)? + logs::device_bytes(cx.reader, d.id)?;
+    s.storage_used = backups::device_bytes(cx.reader, d.id)?
+        + logs::device_bytes(cx.reader, d.id)?
+        + crate::db::kv::usage(cx.reader, d.id)?.1;
     s.storage_quota = crate::db::users::limits(cx.reader, user_id)?.storage_quota_bytes;
     Ok(DeviceSummary {
         device_id: d.uuid,

@@ -189,7 +189,7 @@ impl Metrics {
         );
         r.register(
             "ccjk_rate_limited",
-            "Requests refused with 429 by the rate limits, by class (user, api_key, daemon)",
+            "Requests refused with 429 by the rate limits, by class (user, api_key, daemon, app, webhook)",
             m.rate_limited.clone(),
         );
         r.register("ccjk_tasks", "Tasks by status", m.tasks.clone());

@@ -61,11 +61,13 @@ pub struct Req {
 /// The request headers any route or the auth layer reads. Only these are copied out of
 /// tiny_http's request: a daemon's heartbeat carries several more (Host, Accept, ...), and
 /// copying every header cost two allocations each on the hot path.
-pub const READ_HEADERS: [&str; 13] = [
+pub const READ_HEADERS: [&str; 16] = [
     "authorization",
     "content-type",
     "cookie",
     "idempotency-key",
+    "if-match",
+    "if-none-match",
     "last-event-id",
     "user-agent",
     "x-csrf-token",
@@ -75,6 +77,7 @@ pub const READ_HEADERS: [&str; 13] = [
     "x-email-signature",
     "x-email-timestamp",
     "x-session-token",
+    "x-site-key",
 ];
 
 impl Req {
@@ -168,14 +171,18 @@ impl Req {
             .filter(|t| !t.is_empty())
     }
 
+    /// Whether the body is declared as JSON (`application/json` or `…+json`).
+    pub fn is_json(&self) -> bool {
+        let ct = self.header("content-type").unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case("application/json")
+            || mime.to_ascii_lowercase().ends_with("+json")
+    }
+
     /// Parses the body as JSON into `T`. Errors: 415 if the body is not declared as JSON,
     /// 400 for bad syntax or nesting past 32 levels, 422 for a body of the wrong shape.
     pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
-        let ct = self.header("content-type").unwrap_or("");
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        if !(mime.eq_ignore_ascii_case("application/json")
-            || mime.to_ascii_lowercase().ends_with("+json"))
-        {
+        if !self.is_json() {
             return Err(ApiError::unsupported_media_type());
         }
         parse_json(&self.body)
@@ -288,13 +295,37 @@ impl Reply {
     }
 }
 
-/// Replaces the values of credential-bearing query parameters, for the access log: tokens and
-/// keys, and every vault lookup value (`prop.<name>`, which may be a secret looked up through
-/// the blind index). Names are compared after percent-decoding (`device%5Fkey` is `device_key`).
+/// Replaces the values of credential-bearing query parameters, and path segments that are
+/// credentials (`DELETE /apps/tokens/cca_…`), for the access log: tokens and keys, and every
+/// vault lookup value (`prop.<name>`, which may be a secret looked up through the blind index).
+/// Names are compared after percent-decoding (`device%5Fkey` is `device_key`).
 pub fn redact_url(url: &str) -> String {
-    let Some((path, query)) = url.split_once('?') else {
-        return url.to_string();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    use crate::crypto::{
+        API_KEY_PREFIX, APP_PREFIX, DEVICE_PREFIX, REFRESH_PREFIX, SESSION_PREFIX,
     };
+    let prefixes = [
+        APP_PREFIX,
+        SESSION_PREFIX,
+        REFRESH_PREFIX,
+        API_KEY_PREFIX,
+        DEVICE_PREFIX,
+    ];
+    let path = path
+        .split('/')
+        .map(|seg| {
+            let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+            if prefixes.iter().any(|p| decoded.starts_with(p)) {
+                "REDACTED"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if query.is_empty() && !url.contains('?') {
+        return path;
+    }
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| {
@@ -372,6 +403,15 @@ mod tests {
             "/auth/verify?device_key=REDACTED&a=1&token=REDACTED"
         );
         assert_eq!(redact_url("/health"), "/health");
+        assert_eq!(
+            redact_url("/apps/tokens/cca_0123?x=1"),
+            "/apps/tokens/REDACTED?x=1"
+        );
+        assert_eq!(
+            redact_url("/apps/tokens/%63ca_0123"),
+            "/apps/tokens/REDACTED"
+        );
+        assert_eq!(redact_url("/kv/account"), "/kv/account");
         assert_eq!(
             redact_url("/auth/verify?device%5Fkey=ccjk_x&Token=y"),
             "/auth/verify?device%5Fkey=REDACTED&Token=REDACTED"

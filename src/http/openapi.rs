@@ -58,6 +58,8 @@ pub fn document(table: &Table) -> Value {
                 "sessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token", "description": "A session token (Sessions)."},
                 "deviceKey": {"type": "apiKey", "in": "header", "name": "X-Device-Key", "description": "A device key (Lite)."},
                 "deviceToken": {"type": "apiKey", "in": "header", "name": "X-Device-Token", "description": "A device key (Control: the CCJK daemon's pre-shared token)."},
+                "appBearer": {"type": "http", "scheme": "bearer", "description": "An app token (cca_…) from POST /apps/{appId}/authorize. It may also travel as {\"token\": …} in a JSON body."},
+                "appToken": {"type": "apiKey", "in": "query", "name": "token", "description": "An app token (cca_…) in the query string."},
             },
         },
     })
@@ -75,13 +77,17 @@ fn family_text(f: Family) -> &'static str {
 
 /// The security requirements of a route: alternatives, each naming one scheme.
 fn security(r: &Route) -> Value {
+    Value::Array(requirements(r, r.auth))
+}
+
+fn requirements(r: &Route, auth: Auth) -> Vec<Value> {
     let scheme = |name: &str, scopes: &[&str]| json!({ name: scopes });
     let device = match r.family {
         Family::Lite => vec![scheme("deviceKey", &[]), scheme("bearerAuth", &[])],
         Family::Control => vec![scheme("deviceToken", &[]), scheme("bearerAuth", &[])],
         _ => vec![scheme("bearerAuth", &[])],
     };
-    let list = match r.auth {
+    match auth {
         Auth::Public => vec![],
         Auth::User(scope) => vec![scheme("bearerAuth", &[scope])],
         Auth::Session => vec![scheme("bearerAuth", &[]), scheme("sessionToken", &[])],
@@ -94,12 +100,22 @@ fn security(r: &Route) -> Value {
             scheme("deviceToken", &[]),
         ],
         Auth::LoopbackOrAdmin => vec![json!({}), scheme("bearerAuth", &[])],
-    };
-    Value::Array(list)
+        Auth::App { .. } => vec![scheme("appBearer", &[]), scheme("appToken", &[])],
+        Auth::Optional(inner) => {
+            let mut v = vec![json!({})];
+            v.extend(requirements(r, *inner));
+            v
+        }
+    }
 }
 
 /// The error statuses a route documents, from its properties.
 fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
+    // An optional credential, when sent, fails the way the inner kind does.
+    let auth = match r.auth {
+        Auth::Optional(inner) => *inner,
+        a => a,
+    };
     let mut s = Vec::new();
     if r.takes_body || has_query || r.method != crate::http::route::Method::Get {
         s.push(400);
@@ -111,8 +127,8 @@ fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
         s.push(401);
     }
     if matches!(
-        r.auth,
-        Auth::User(_) | Auth::UserOrDevice(_) | Auth::LoopbackOrAdmin
+        auth,
+        Auth::User(_) | Auth::UserOrDevice(_) | Auth::LoopbackOrAdmin | Auth::App { .. }
     ) || r.hashing
     {
         s.push(403);
@@ -122,6 +138,10 @@ fn error_statuses(r: &Route, has_query: bool, strict_json: bool) -> Vec<u16> {
     }
     if r.method != crate::http::route::Method::Get && !matches!(r.auth, Auth::Public) {
         s.push(409);
+    }
+    // Writes to one key take If-Match / If-None-Match (compare-and-swap).
+    if matches!(auth, Auth::App { writes: true }) && r.params().next().is_some() {
+        s.push(412);
     }
     if r.takes_body {
         s.push(413);
@@ -193,10 +213,15 @@ fn operation(r: &Route, generator: &mut SchemaGenerator) -> Value {
     }
     if let Some((schema, required)) = input.body {
         let media = input.media.unwrap_or("application/json");
-        op["requestBody"] = json!({
-            "required": required,
-            "content": {media: {"schema": schema}},
-        });
+        let content = if input.raw_body {
+            json!({
+                media: {"schema": schema},
+                "*/*": {"schema": {}},
+            })
+        } else {
+            json!({media: {"schema": schema}})
+        };
+        op["requestBody"] = json!({"required": required, "content": content});
     }
     if r.hashing {
         op["description"] = json!(

@@ -61,6 +61,10 @@ pub fn admit(
         (Rate::User | Rate::Daemon, Some(Caller::User(u))) => {
             (Key::User(u.user_id()), cfg.rate_limit_user, "user")
         }
+        // App tokens (the KV family) share a budget per device, the daemon's size.
+        (Rate::User | Rate::Daemon, Some(Caller::App(a))) => {
+            (Key::Apps(a.device_id), cfg.rate_limit_daemon, "app")
+        }
     };
     if limit == 0 {
         return Ok(None);

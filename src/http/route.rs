@@ -13,8 +13,8 @@
 //! so the document and the behaviour come from the same types.
 
 use crate::config::Config;
-use crate::crypto::SESSION_PREFIX;
-use crate::domain::callers::{self, Caller, DeviceCaller, UserCaller};
+use crate::crypto::{APP_PREFIX, SESSION_PREFIX};
+use crate::domain::callers::{self, AppCaller, Caller, DeviceCaller, UserCaller};
 use crate::domain::{Cx, Origin, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::http::app::App;
@@ -82,6 +82,14 @@ pub enum Auth {
     Any,
     /// A loopback client, or an admin's credential (`/metrics`).
     LoopbackOrAdmin,
+    /// An app token (`cca_…`) by `Authorization: Bearer`, `?token=` or `{"token": …}` in a
+    /// JSON body (KV). A request carrying `x-site-key` must name the token's app (403
+    /// otherwise); `writes` routes refuse read-only tokens (403).
+    App { writes: bool },
+    /// The inner kind when a user or device credential is sent, else none: the handler decides
+    /// (an authorisation with a KV password, revoking an app token by the token itself). An app
+    /// token in the header is not such a credential and is left to the handler.
+    Optional(&'static Auth),
 }
 
 /// The body cap class of a route (docs/limits.md "Sizes").
@@ -95,6 +103,8 @@ pub enum Cap {
     Output,
     /// File uploads (daemon logs): `CCJK_MAX_LOG_UPLOAD` plus room for multipart framing.
     Upload,
+    /// `CCJK_MAX_KV_VALUE`: a KV value sent as the body.
+    KvValue,
 }
 
 /// The rate-limit class of a route; the limits themselves are enforced per class
@@ -167,19 +177,35 @@ impl<'a> Call<'a> {
             .ok_or_else(|| ApiError::unauthorized("Missing credentials"))
     }
 
-    /// The caller as a person. Errors: 401 if the route resolved a device.
+    /// The caller as a person. Errors: 401 if the route resolved another kind.
     pub fn user(&self) -> ApiResult<&UserCaller> {
         match self.caller()? {
             Caller::User(u) => Ok(u),
-            Caller::Device(_) => Err(ApiError::unauthorized("This route needs a user credential")),
+            _ => Err(ApiError::unauthorized("This route needs a user credential")),
         }
     }
 
-    /// The caller as a daemon. Errors: 401 if the route resolved a person.
+    /// The caller as a person, if the route resolved one (`Auth::Optional`).
+    pub fn maybe_user(&self) -> Option<&UserCaller> {
+        match &self.caller {
+            Some(Caller::User(u)) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The caller as a daemon. Errors: 401 if the route resolved another kind.
     pub fn device(&self) -> ApiResult<&DeviceCaller> {
         match self.caller()? {
             Caller::Device(d) => Ok(d),
-            Caller::User(_) => Err(ApiError::unauthorized("This route needs a device key")),
+            _ => Err(ApiError::unauthorized("This route needs a device key")),
+        }
+    }
+
+    /// The caller as an app. Errors: 401 if the route resolved another kind.
+    pub fn app_caller(&self) -> ApiResult<&AppCaller> {
+        match self.caller()? {
+            Caller::App(a) => Ok(a),
+            _ => Err(ApiError::unauthorized("This route needs an app token")),
         }
     }
 
@@ -255,8 +281,41 @@ pub fn presented<'r>(req: &'r Req, cfg: &Config, sources: Sources) -> Option<(&'
     None
 }
 
+/// Where an app token travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenIn {
+    Header,
+    Query,
+    /// `{"token": …}` in a JSON body (then the body is an envelope, not a value).
+    Body,
+}
+
+/// The app token a request carries: `Authorization: Bearer`, else `?token=`, else a `token`
+/// string in a JSON body (`Content-Type: application/json`), first present wins.
+pub fn app_token(req: &Req) -> Option<(String, TokenIn)> {
+    if let Some(t) = req.bearer() {
+        return Some((t.to_string(), TokenIn::Header));
+    }
+    if let Some(t) = req.query("token").map(str::trim).filter(|t| !t.is_empty()) {
+        return Some((t.to_string(), TokenIn::Query));
+    }
+    #[derive(serde::Deserialize)]
+    struct BodyToken {
+        token: Option<String>,
+    }
+    if req.body_is_empty() || !req.is_json() {
+        return None;
+    }
+    crate::http::parse_json::<BodyToken>(&req.body)
+        .ok()
+        .and_then(|b| b.token)
+        .map(|t| (t.trim().to_string(), TokenIn::Body))
+        .filter(|(t, _)| !t.is_empty())
+}
+
 /// Resolves the caller a route's `Auth` asks for, from the headers only. Errors: 401,
-/// 403 `INSUFFICIENT_SCOPE`, 403 `FORBIDDEN` (`LoopbackOrAdmin` from outside).
+/// 403 `INSUFFICIENT_SCOPE`, 403 `FORBIDDEN` (`LoopbackOrAdmin` from outside; an app token's
+/// site key or read-only flag).
 pub fn authenticate(auth: Auth, cx: &Cx, req: &Req) -> ApiResult<Option<Caller>> {
     authenticate_with(auth, Sources::default(), cx, req)
 }
@@ -294,7 +353,7 @@ pub fn authenticate_with(
                 u.require(scope)?;
                 Some(Caller::User(u))
             }
-            Caller::Device(_) => {
+            _ => {
                 return Err(ApiError::unauthorized("A device key cannot be used here"));
             }
         },
@@ -304,7 +363,7 @@ pub fn authenticate_with(
         },
         Auth::Device => match resolve()? {
             Caller::Device(d) => Some(Caller::Device(d)),
-            Caller::User(_) => return Err(ApiError::unauthorized("This route needs a device key")),
+            _ => return Err(ApiError::unauthorized("This route needs a device key")),
         },
         Auth::UserOrDevice(scope) => match resolve()? {
             Caller::User(u) => {
@@ -333,6 +392,21 @@ pub fn authenticate_with(
                 }
             }
         }
+        Auth::App { writes } => {
+            let (token, _) =
+                app_token(req).ok_or_else(|| ApiError::unauthorized("Missing app token"))?;
+            let a = callers::app_caller(cx, &token)?;
+            a.check_site_key(req.header("x-site-key"))?;
+            if writes {
+                a.require_write()?;
+            }
+            Some(Caller::App(a))
+        }
+        Auth::Optional(inner) => match credential(req) {
+            None => None,
+            Some(t) if t.starts_with(APP_PREFIX) => None,
+            Some(_) => authenticate(*inner, cx, req)?,
+        },
     })
 }
 
@@ -345,6 +419,8 @@ pub struct InputDoc {
     pub query: Vec<(String, Value, bool, Option<String>)>,
     /// The body's media type when it is not `application/json` (`multipart/form-data`).
     pub media: Option<&'static str>,
+    /// The body is taken as sent, of any media type (`body` then describes its JSON form).
+    pub raw_body: bool,
 }
 
 /// What a handler reads from the request.
@@ -371,6 +447,21 @@ impl<A: Input, B: Input> Input for (A, B) {
     fn doc(sg: &mut SchemaGenerator, d: &mut InputDoc) {
         A::doc(sg, d);
         B::doc(sg, d);
+    }
+}
+
+/// The request body as sent, any content type, possibly empty (a KV value): the handler reads
+/// `call.req.body` itself (no copy). Documented as any media type, or `T` for a JSON body.
+pub struct RawBody<T>(std::marker::PhantomData<T>);
+
+impl<T: JsonSchema + 'static> Input for RawBody<T> {
+    const BODY: bool = true;
+    fn parse(_: &Call) -> ApiResult<Self> {
+        Ok(RawBody(std::marker::PhantomData))
+    }
+    fn doc(sg: &mut SchemaGenerator, d: &mut InputDoc) {
+        d.body = Some((sg.subschema_for::<T>().to_value(), false));
+        d.raw_body = true;
     }
 }
 
@@ -743,7 +834,7 @@ impl Builder {
             .map(str::to_string)
             .collect();
         let rate = self.rate.unwrap_or(match self.auth {
-            Auth::Public | Auth::LoopbackOrAdmin => Rate::None,
+            Auth::Public | Auth::LoopbackOrAdmin | Auth::Optional(_) => Rate::None,
             Auth::Device => Rate::Daemon,
             _ => Rate::User,
         });

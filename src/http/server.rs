@@ -300,6 +300,7 @@ fn body_cap(cap: Cap, cfg: &crate::config::Config) -> usize {
         Cap::Json => cfg.max_body,
         Cap::Output => cfg.max_body.max(8 * cfg.max_output + 64 * 1024),
         Cap::Upload => cfg.max_log_upload + crate::domain::policy::LOG_UPLOAD_OVERHEAD,
+        Cap::KvValue => cfg.max_kv_value,
     }
 }
 

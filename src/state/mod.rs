@@ -1,6 +1,7 @@
 //! In-memory state shared by every thread, between storage and the domain: the
 //! claimable-work index, the device-key cache, coalesced heartbeats, login throttling, the
-//! mailer's signal and counters, the rate-limit windows and the buffer of recent events.
+//! mailer's signal and counters, the rate-limit windows, the buffer of recent events and the
+//! app tokens' pending `last_used_at` writes.
 //! Nothing here touches SQLite or the network; it may name `db` row types, and it never
 //! imports `domain`, `http` or `workers`.
 
@@ -11,3 +12,4 @@ pub mod mail;
 pub mod presence;
 pub mod ratelimit;
 pub mod throttle;
+pub mod touches;

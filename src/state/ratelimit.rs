@@ -29,6 +29,9 @@ pub enum Key {
     ApiKeys(i64),
     /// A daemon.
     Device(i64),
+    /// The apps authorised on a device, together (by the device's id): counted apart from the
+    /// daemon's own requests, so a busy app cannot starve the daemon.
+    Apps(i64),
     /// Another kind of sender, named by the caller (e.g. a webhook's sender address).
     Other(&'static str, String),
 }
@@ -80,7 +83,7 @@ impl RateLimiter {
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
         let i = match key {
-            Key::User(id) | Key::ApiKeys(id) | Key::Device(id) => *id as usize,
+            Key::User(id) | Key::ApiKeys(id) | Key::Device(id) | Key::Apps(id) => *id as usize,
             Key::Other(_, s) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 s.hash(&mut h);

@@ -1,4 +1,5 @@
-//! Brute-force throttling of logins per client IP and per account (docs/security.md).
+//! Brute-force throttling of logins per client IP and per account, and of KV passwords per
+//! client IP and per device (docs/security.md).
 //!
 //! Decided in memory before any password hash is computed: after 5 consecutive failures a key
 //! is blocked with an exponential back-off (1 s, 2 s, 4 s, … capped at 15 min), and an account
@@ -28,6 +29,10 @@ pub enum Key {
     /// A known account as `#<user id>` (whichever name was typed), else the login name as sent,
     /// lowercased.
     Account(String),
+    /// A device whose KV password is being tried (app authorisation), by the uuid as sent:
+    /// unknown uuids are throttled exactly like real ones, so the throttle tells nothing about
+    /// which devices exist.
+    Device(String),
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +57,7 @@ impl Throttle {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let e = map.get(key)?;
         let mut until = e.blocked_until.filter(|u| *u > now);
-        if matches!(key, Key::Account(_)) && e.window_failures >= HOURLY_CAP {
+        if matches!(key, Key::Account(_) | Key::Device(_)) && e.window_failures >= HOURLY_CAP {
             let w = e.window_start + HOUR;
             if w > now {
                 until = Some(until.map_or(w, |u| u.max(w)));

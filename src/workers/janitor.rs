@@ -2,9 +2,9 @@
 //! `janitor_interval` it requeues attempts whose lease expired (pending again while retries
 //! remain, else `timeout`), marks devices that stopped heartbeating `offline` (one
 //! `device_offline` message per transition), revokes sessions idle past
-//! `CCJK_SESSION_IDLE_TTL` and deletes vault reveal records past their retention. It also keeps
-//! retention (README "Backups, logs and statistics"):
-//! daemon logs older than their owner's plan `log_retention_days` are deleted, and finished
+//! `CCJK_SESSION_IDLE_TTL`, deletes vault reveal records past their retention and expired KV
+//! entries in batches (README "Apps and the KV store"; they are invisible from their expiry on).
+//! It also keeps retention (README "Backups, logs and statistics"): daemon logs older than their owner's plan `log_retention_days` are deleted, and finished
 //! tasks' stdout and stderr are cleared after `TASK_OUTPUT_RETENTION`, in write jobs of at most
 //! `RETENTION_BATCH` rows (and `RETENTION_BATCH_BYTES` of logs) so that other writes get the
 //! writer between them, at most `RETENTION_JOBS_PER_ROUND` per kind and round. Each chore is its
@@ -101,6 +101,10 @@ pub fn run_once(svc: &Services, reader: &rusqlite::Connection) -> ApiResult<()> 
     if reveals::any_before(reader, &cutoff)? {
         let n = svc.db.write(move |tx| Ok(reveals::prune(tx, &cutoff)?))?;
         log::info!("janitor: deleted {n} vault reveal record(s) past retention");
+    }
+    let n = crate::domain::kv::expire(svc, reader)?;
+    if n > 0 {
+        log::info!("janitor: deleted {n} expired KV entries");
     }
     retention(svc, reader)?;
     Ok(())

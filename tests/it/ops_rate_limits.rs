@@ -1,8 +1,8 @@
 //! Rate limits (README "Rate limits"): a session user's 101st request in a minute is 429 with
 //! `Retry-After` and the three `RateLimit-*` headers while another user is unaffected; an API
 //! key gets its plan's `api_calls_per_minute`, apart from the same user's session; daemon
-//! routes carry the per-device limit on every answer, long-polls included; unlimited routes
-//! carry no such header.
+//! routes carry the per-device limit on every answer, long-polls included; the apps on a device
+//! share one window apart from its daemon; unlimited routes carry no such header.
 
 use crate::common::{Resp, TestServer, assert_v1_error, assert_v1_ok};
 use crate::queue_util::new_device;
@@ -106,4 +106,41 @@ fn a_limit_of_zero_is_no_limit_and_sends_no_headers() {
         assert_v1_ok(&r, 200);
         assert_eq!(r.header("RateLimit-Limit"), None);
     }
+}
+
+#[test]
+fn app_tokens_share_a_budget_per_device_apart_from_the_daemon() {
+    use crate::kv_util::{app, assert_kv_error, authorize, get_value, put_text};
+    let s = TestServer::start_with(|c| {
+        c.rate_limit_daemon = 5;
+        c.rate_limit_user = 0;
+    });
+    let (owner, _, _) = s.register("owner@example.com");
+    let (dev, key) = new_device(&s, &owner, "laptop");
+    let a = app(&s, "Editor");
+    let b = app(&s, "Dashboard");
+    let ta = authorize(&s, a.id, &owner, &dev, false);
+    let tb = authorize(&s, b.id, &owner, &dev, false);
+    assert_eq!(put_text(&s, &ta, "k", "v").status, 201);
+    for _ in 0..2 {
+        let r = get_value(&s, &ta, "k");
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(num(&r, "RateLimit-Limit"), 5);
+    }
+    let r = get_value(&s, &tb, "k");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        num(&r, "RateLimit-Remaining"),
+        1,
+        "both apps on the device count in one window"
+    );
+    assert_eq!(get_value(&s, &tb, "k").status, 200);
+    let r = get_value(&s, &ta, "k");
+    assert_kv_error(&r, 429, "RATE_LIMITED");
+    assert!(num(&r, "Retry-After") >= 1);
+    // The same device's daemon has its own window.
+    let r = s.post_json("/v1/daemon/heartbeat", Some(&key), serde_json::json!({}));
+    assert_v1_ok(&r, 200);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 4);
+    assert!(s.metric("ccjk_rate_limited_total{class=\"app\"}") >= 1);
 }

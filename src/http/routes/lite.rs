@@ -67,6 +67,7 @@ fn account(call: &Call) -> ApiResult<crate::db::users::User> {
     match call.caller()? {
         Caller::User(u) => Ok((*u.user).clone()),
         Caller::Device(d) => callers::active_user(&call.cx, d.user_id),
+        Caller::App(_) => Err(ApiError::unauthorized("An app token cannot be used here")),
     }
 }
 
@@ -213,6 +214,7 @@ fn creator(call: &Call) -> ApiResult<Creator> {
             own_device: Some(d.id),
         },
         Caller::User(u) => Creator::from(u),
+        Caller::App(_) => return Err(ApiError::unauthorized("Unrecognised credential")),
     })
 }
 

@@ -117,6 +117,11 @@ fn stats(call: &Call, Query(q): Query<PeriodQuery>) -> ApiResult<LiteStats> {
     let s = match call.caller()? {
         Caller::Device(d) => stats::device(&call.cx, d.user_id, &d.uuid, p)?.summary,
         Caller::User(u) => stats::summary(&call.cx, u.user_id(), p)?,
+        Caller::App(_) => {
+            return Err(crate::error::ApiError::unauthorized(
+                "An app token cannot be used here",
+            ));
+        }
     };
     Ok(LiteStats {
         period: s.period,

@@ -3,6 +3,7 @@
 //! OpenAPI document both read it, so a route cannot exist without its document entry.
 
 pub mod control;
+pub mod kv;
 pub mod lite;
 pub mod lite_store;
 pub mod meta;
@@ -24,6 +25,7 @@ pub fn table() -> Table {
     routes.extend(sessions::routes());
     routes.extend(control::routes());
     routes.extend(panel::routes());
+    routes.extend(kv::routes());
     Table::new(routes)
 }
 

@@ -24,6 +24,11 @@ pub fn owner(call: &Call) -> ApiResult<Owner> {
             user_id: u.user_id(),
             own_device: None,
         },
+        Caller::App(_) => {
+            return Err(crate::error::ApiError::unauthorized(
+                "An app token cannot be used here",
+            ));
+        }
     })
 }
 

@@ -4,6 +4,7 @@
 
 use crate::db::devices::{DeviceStatus, Facts};
 use crate::db::tasks::Task;
+use crate::domain::apps;
 use crate::domain::callers::DeviceCaller;
 use crate::domain::daemon::{self, Beat, Reported, ResultRequest};
 use crate::domain::devices::{self, RegisterRequest, fact};
@@ -74,9 +75,40 @@ pub fn get(call: &Call, _: ()) -> ApiResult<DeviceOne> {
     })
 }
 
-/// `PATCH /v1/devices/{id}`.
-pub fn rename(call: &Call, Json(b): Json<NameBody>) -> ApiResult<DeviceOne> {
-    let d = devices::rename(&call.cx, call.user()?.user_id(), call.param("id"), &b.name)?;
+/// What `PATCH /v1/devices/{id}` changes (at least one of them).
+#[derive(Deserialize, JsonSchema, Default)]
+pub struct PatchDeviceBody {
+    /// A new name, 1–100 characters.
+    pub name: Option<String>,
+    /// The device's KV password, 8–1024 bytes: whoever presents it may authorise apps on the
+    /// device (README "Apps and the KV store"). `null` removes it; tokens already issued stay.
+    #[serde(default, deserialize_with = "present")]
+    pub kv_password: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/devices/{id}` (on the hashing pool: a KV password is hashed with argon2id).
+pub fn rename(call: &Call, Json(b): Json<PatchDeviceBody>) -> ApiResult<DeviceOne> {
+    let (user, id) = (call.user()?.user_id(), call.param("id"));
+    if b.name.is_none() && b.kv_password.is_none() {
+        return Err(ApiError::invalid("name", "give name and/or kv_password"));
+    }
+    if let Some(n) = &b.name {
+        devices::validate_name(n)?;
+    }
+    if let Some(pw) = &b.kv_password {
+        apps::set_kv_password(&call.cx, user, id, pw.as_deref())?;
+    }
+    let d = match &b.name {
+        Some(n) => devices::rename(&call.cx, user, id, n)?,
+        None => devices::get(&call.cx, user, id)?,
+    };
     Ok(DeviceOne {
         device: (&d).into(),
     })

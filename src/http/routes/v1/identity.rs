@@ -177,6 +177,8 @@ pub fn verify(call: &Call, _: ()) -> ApiResult<Verified> {
             api_key_id: None,
             device_id: Some(d.uuid.clone()),
         },
+        // `Auth::Any` resolves user and device credentials only.
+        Caller::App(_) => return Err(ApiError::unauthorized("Unrecognised credential")),
     })
 }
 

@@ -7,6 +7,7 @@ mod devices;
 pub mod email;
 mod events;
 mod identity;
+mod kv;
 mod logs;
 mod messages;
 mod panel;
@@ -68,14 +69,18 @@ pub fn routes() -> Vec<Route> {
             .to("A device with a pre-shared key", dev::create),
         get("/v1/devices/{id}").user("device:read")
             .to("A device", dev::get),
-        patch("/v1/devices/{id}").user("device:write")
-            .to("Rename a device", dev::rename),
+        patch("/v1/devices/{id}").user("device:write").hashing()
+            .to("Rename a device and/or set its KV password (null removes it)", dev::rename),
         patch("/v1/devices/{id}/config").user("device:write")
             .to("Change a device's settings", dev::config),
         post("/v1/devices/{id}/rotate-key").user("device:write")
             .to("Replace a device's key", dev::rotate_key),
         delete("/v1/devices/{id}").user("device:write")
             .to("Delete a device; cancels its unfinished tasks", dev::delete),
+        get("/v1/devices/{id}/kv").user("device:read")
+            .to("The device's KV keys with metadata (prefix, cursor, limit)", kv::list),
+        delete("/v1/devices/{id}/kv/{key}").user("device:write")
+            .to("Delete a key from the device's KV store", kv::delete),
         // daemon
         post("/v1/daemon/register").user("device:write").statuses(&[200, 201])
             .to_out("Register the daemon of X-Device-ID (same id, same key)", dev::register),
