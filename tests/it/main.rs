@@ -17,6 +17,7 @@ mod hostile;
 mod kv_auth;
 mod kv_flow;
 mod kv_ownership;
+mod kv_readme;
 mod kv_store;
 mod kv_util;
 mod layers;
