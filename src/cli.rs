@@ -1,7 +1,8 @@
 //! The admin subcommands (README "Operations"): `serve` flags, `migrate`, `check`,
 //! `backup PATH`, `openapi`, `user list|create|set-plan|set-admin|disable|enable|
 //! reset-password`, `device create`, `email test TO`, `outbox [list|retry ID]`, `stats`,
-//! `vault export|import` (in `cli/vault.rs`), `app create|list|delete`.
+//! `vault export|import` (`cli/vault.rs`), `app create|list|delete` (`cli/app.rs`); `email` and
+//! `outbox` are in `cli/mail.rs`.
 //!
 //! Arguments are parsed with lexopt. Each command opens the database itself (the server may be
 //! running: SQLite's locking and the busy timeout make that safe), calls the same domain
@@ -13,12 +14,13 @@ use crate::crypto;
 use crate::db::users::{self, Flag};
 use crate::db::{self, Db};
 use crate::domain::accounts::{self, RegisterInput};
-use crate::domain::apps::{self, AppInput};
 use crate::domain::{Cx, devices};
 use crate::password;
 use lexopt::prelude::*;
 use std::path::PathBuf;
 
+pub mod app;
+pub mod mail;
 pub mod vault;
 
 /// What the command line asked for.
@@ -436,145 +438,4 @@ pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
     println!("device {} ({}) for {}", d.uuid, d.name, user.email);
     println!("device key: {key}");
     Ok(())
-}
-
-/// `email test TO`: sends a test mail through the configured relay at once (not through the
-/// outbox) and prints the relay's answer. Errors: no relay configured, or the relay refused.
-pub fn email(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let [sub, to] = args else {
-        return Err("usage: ccjk-cloud email test TO".into());
-    };
-    if sub != "test" {
-        return Err("usage: ccjk-cloud email test TO".into());
-    }
-    let to = crate::domain::text::email(to).map_err(|_| format!("{to:?} is not an address"))?;
-    let relay = crate::relay::Relay::new(&cfg.mail)
-        .ok_or("no relay is configured: set CCJK_EMAIL_PROVIDER and its settings")?;
-    let mail = crate::relay::Email {
-        to: to.clone(),
-        subject: "ccjk-cloud test mail".into(),
-        text: format!(
-            "This is a test mail from ccjk-cloud to {to}, sent with `ccjk-cloud email test`.\n"
-        ),
-        html: None,
-        in_reply_to: None,
-        idempotency_key: format!("ccjk-test-{}", uuid::Uuid::new_v4()),
-    };
-    let call = relay.request(&mail);
-    println!("POST {} ({})", call.url, relay.name());
-    match relay.send(&mail) {
-        crate::relay::Delivery::Sent { provider_id } => {
-            println!(
-                "sent; provider message id: {}",
-                provider_id.as_deref().unwrap_or("(none given)")
-            );
-            Ok(())
-        }
-        crate::relay::Delivery::Retry { error, retry_after } => Err(format!(
-            "not sent (the mailer would retry{}): {error}",
-            retry_after.map_or(String::new(), |r| format!(" after {}s", r.as_secs()))
-        )),
-        crate::relay::Delivery::Failed { error } => Err(format!("refused: {error}")),
-    }
-}
-
-/// `outbox [list]` and `outbox retry ID`: the newest mails, or queue one again (a running
-/// server's mailer picks it up within 15 s).
-pub fn outbox(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
-    match args {
-        [] => outbox_list(&db),
-        [l] if l == "list" => outbox_list(&db),
-        [r, id] if r == "retry" => {
-            let id: i64 = id.parse().map_err(|_| format!("{id:?} is not a mail id"))?;
-            let done = db
-                .write(move |tx| Ok(crate::db::outbox::requeue(tx, id)?))
-                .map_err(|e| e.message)?;
-            if done {
-                println!("mail #{id} queued again");
-                Ok(())
-            } else {
-                Err(format!("no mail #{id}, or it was already sent"))
-            }
-        }
-        _ => Err("usage: ccjk-cloud outbox [list | retry ID]".into()),
-    }
-}
-
-fn outbox_list(db: &Db) -> Result<(), String> {
-    let reader = db.reader().map_err(|e| e.to_string())?;
-    let rows = crate::db::outbox::list_recent(&reader, 50).map_err(|e| e.to_string())?;
-    println!(
-        "{:>6}  {:<7} {:>3}  {:<24} {:<28} {:<32} last error / provider id",
-        "id", "status", "try", "created_at", "to", "subject"
-    );
-    for m in rows {
-        let subject: String = m.subject.chars().take(32).collect();
-        let note = match m.status.as_str() {
-            "sent" => m.provider_message_id.clone().unwrap_or_default(),
-            _ => m
-                .last_error
-                .clone()
-                .unwrap_or_default()
-                .chars()
-                .take(80)
-                .collect(),
-        };
-        println!(
-            "{:>6}  {:<7} {:>3}  {:<24} {:<28} {:<32} {}",
-            m.id, m.status, m.attempts, m.created_at, m.to, subject, note
-        );
-    }
-    Ok(())
-}
-/// `app create --name N --developer D [--homepage URL] [--developer-link URL] [--description T]`
-/// (prints the id and the site key), `app list` (with site keys and token counts), `app delete
-/// ID` (its tokens are refused from the next request; the keys it wrote stay with the devices).
-pub fn app(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
-    let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
-    let usage = "usage: ccjk-cloud app create --name NAME --developer NAME [--homepage URL] \
-                 [--developer-link URL] [--description TEXT] | app list | app delete ID";
-    match args.first().map(String::as_str) {
-        Some("create") => {
-            let input = AppInput {
-                name: opt("--name").ok_or("app create needs --name NAME")?,
-                developer_name: opt("--developer").ok_or("app create needs --developer NAME")?,
-                homepage_link: opt("--homepage"),
-                developer_link: opt("--developer-link"),
-                description: opt("--description"),
-            };
-            let a = apps::create(&db, &input).map_err(|e| e.message)?;
-            println!("app {} ({}) by {}", a.id, a.name, a.developer_name);
-            println!("site key: {}", a.site_key);
-            Ok(())
-        }
-        Some("list") => {
-            let reader = db.reader().map_err(|e| e.to_string())?;
-            println!(
-                "{:>5}  {:<24} {:<20} {:<37} {:>6} created_at",
-                "id", "name", "developer", "site_key", "tokens"
-            );
-            for (a, tokens) in db::apps::list_with_tokens(&reader).map_err(|e| e.to_string())? {
-                println!(
-                    "{:>5}  {:<24} {:<20} {:<37} {:>6} {}",
-                    a.id, a.name, a.developer_name, a.site_key, tokens, a.created_at
-                );
-            }
-            Ok(())
-        }
-        Some("delete") => {
-            let id = args
-                .get(1)
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or("usage: ccjk-cloud app delete ID")?;
-            if apps::delete(&db, id).map_err(|e| e.message)? {
-                println!("deleted app {id}; its tokens no longer work");
-                Ok(())
-            } else {
-                Err("no app with that id".into())
-            }
-        }
-        _ => Err(usage.into()),
-    }
 }

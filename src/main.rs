@@ -32,11 +32,11 @@ fn main() -> ExitCode {
         Command::OpenApi => cli::openapi(),
         Command::User(cfg, args) => cli::user(&cfg, &args),
         Command::Device(cfg, args) => cli::device(&cfg, &args),
-        Command::Email(cfg, args) => cli::email(&cfg, &args),
-        Command::Outbox(cfg, args) => cli::outbox(&cfg, &args),
+        Command::Email(cfg, args) => cli::mail::email(&cfg, &args),
+        Command::Outbox(cfg, args) => cli::mail::outbox(&cfg, &args),
         Command::Stats(cfg, args) => cli::stats(&cfg, &args),
         Command::Vault(cfg, args) => cli::vault::run(&cfg, &args),
-        Command::App(cfg, args) => cli::app(&cfg, &args),
+        Command::App(cfg, args) => cli::app::run(&cfg, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

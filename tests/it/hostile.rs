@@ -453,11 +453,15 @@ fn hostile_clients_together_leave_the_server_prompt_and_at_its_baseline() {
     });
     assert!(health < 50.0, "GET /health took {health:.1} ms");
     assert!(poll < 50.0, "a daemon's poll took {poll:.1} ms");
+    // A login is answered while the hostile connections are still held. Its bound is loose: the
+    // hash runs at idle priority (README "Operations": `SCHED_IDLE`), so the other tests running beside this one
+    // on a two-core machine slow it down; what it catches is a login that waits for the held
+    // connections to go (they stay open until the end of the test).
     let started = Instant::now();
     let login = s.login("target@example.com", crate::common::PASSWORD);
     assert_eq!(login.status, 200, "{}", login.text);
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "login took {:?}",
         started.elapsed()
     );
