@@ -365,6 +365,11 @@ pub fn run(a: &Args) -> Result<Value, String> {
     // A connection tiny_http left unserved is a failure (README "Performance": "no connection left
     // unserved"): the client is not given a fresh one that would hide it.
     for (phase, v) in &out {
+        // The ceiling is stock tiny_http without the watchdog: its strandings are reported by
+        // the table, not failures of ccjk-cloud.
+        if phase == "ceiling" {
+            continue;
+        }
         // The kv phase reports per window (get, post, list).
         let windows = ["get", "post", "list"].map(|w| &v[w]["unserved_connections"]);
         let n = v["unserved_connections"].as_u64().unwrap_or(0)

@@ -505,10 +505,18 @@ pub fn print(v: &Value) {
             let what = "runs (earlier ones invalid, see discarded_attempts)";
             t.row(phase, what, n.to_string(), "", "");
         }
-        // Not replaced: each one fails the run (the ceiling is tiny_http alone, unprotected).
+        // Not replaced: each one of ccjk-cloud's fails the run. The ceiling is stock tiny_http
+        // without ccjk-cloud's watchdog, so its pool race shows there; it is reported, and a
+        // stranded connection only takes load off that reference (it answers at full CPU
+        // with the others), so it is not a failure of the run.
         if let Some(n) = v[phase]["unserved_connections"].as_u64() {
-            let what = "new conns unserved for 2 s (tiny_http pool race)";
-            t.row(phase, what, n.to_string(), "0", verdict(Some(n == 0)));
+            if phase == "ceiling" {
+                let what = "new conns unserved for 2 s (stock tiny_http, no watchdog)";
+                t.row(phase, what, n.to_string(), "", "");
+            } else {
+                let what = "new conns unserved for 2 s (tiny_http pool race)";
+                t.row(phase, what, n.to_string(), "0", verdict(Some(n == 0)));
+            }
         }
     }
     let sv = &v["server"];
@@ -621,6 +629,12 @@ fn cpu_rows(t: &mut Table, phase: &str, v: &Value) {
         verdict(g.map(|g| g <= 90.0)),
     );
     let e = v["errors"].as_u64().unwrap_or(0) + v["reconnects"].as_u64().unwrap_or(0);
+    // The ceiling's reconnects are its stranded connections, reported in their own row.
+    let e = if phase == "ceiling" {
+        v["errors"].as_u64().unwrap_or(0)
+    } else {
+        e
+    };
     if e > 0 {
         t.row(
             phase,
