@@ -193,6 +193,12 @@ pub fn run(
     let mut sent: Vec<(String, Instant)> = Vec::with_capacity(p.results);
     let arrivals0 = ARRIVALS.load(Relaxed);
     let mut errors = 0u64;
+    let mut samples: Vec<String> = Vec::new();
+    let mut sample = |what: String| {
+        if samples.len() < 5 {
+            samples.push(what);
+        }
+    };
     let every = Duration::from_secs_f64(1.0 / p.results_per_s);
     let start = Instant::now() + Duration::from_millis(200);
     let mut pacer = Pacer::new(start, every);
@@ -200,15 +206,22 @@ pub fn run(
     for _ in 0..p.results {
         let tick = pacer.wait();
         let body = json!({"device_id": dev.id, "command": "echo events"}).to_string();
-        if c.request(&client::post("/v1/tasks", Some(&user.token), &body))
-            .ok()
-            != Some(201)
-        {
+        let created = c.request(&client::post("/v1/tasks", Some(&user.token), &body));
+        if created.as_ref().ok() != Some(&201) {
             errors += 1;
+            sample(format!(
+                "create: {created:?} {}",
+                String::from_utf8_lossy(c.body())
+            ));
             continue;
         }
-        if d.request(&poll).ok() != Some(200) {
+        let polled = d.request(&poll);
+        if polled.as_ref().ok() != Some(&200) {
             errors += 1;
+            sample(format!(
+                "poll: {polled:?} {}",
+                String::from_utf8_lossy(d.body())
+            ));
             continue;
         }
         let Some(id) = serde_json::from_slice::<Value>(d.body())
@@ -216,6 +229,10 @@ pub fn run(
             .and_then(|v| v.pointer("/data/tasks/0/id")?.as_str().map(str::to_owned))
         else {
             errors += 1;
+            sample(format!(
+                "poll gave no task: {}",
+                String::from_utf8_lossy(d.body())
+            ));
             continue;
         };
         // Half a period later, when the task's created and claimed events have gone out: the
@@ -227,8 +244,13 @@ pub fn run(
             r#"{"status":"completed","exit_code":0,"stdout":"events","stderr":""}"#,
         );
         let t0 = Instant::now();
-        if d.request(&req).ok() != Some(200) {
+        let reported = d.request(&req);
+        if reported.as_ref().ok() != Some(&200) {
             errors += 1;
+            sample(format!(
+                "result: {reported:?} {}",
+                String::from_utf8_lossy(d.body())
+            ));
             continue;
         }
         sent.push((id, t0));
@@ -303,6 +325,7 @@ pub fn run(
         "results_sent": sent.len(),
         "results_per_s": p.results_per_s,
         "errors": errors,
+        "error_samples": samples,
         "arrivals_missing": missing,
         "to_all_streams": all.json(),
         "to_each_stream": per_stream.json(),

@@ -2,7 +2,7 @@
 //! (README "Performance"). It starts the release server on a temporary database pinned to core 0, re-runs
 //! itself pinned to core 1 as the load generator (and, for the ceiling, pinned to core 0 as a
 //! constant-answer tiny_http server), drives loopback keep-alive connections through the phases
-//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `events`, `idle`, `stats` and `kv` (`hot` and `ceiling` in alternating rounds,
+//! `hot`, `ceiling`, `login`, `closed`, `vault`, `fleet`, `idle`, `events`, `stats` and `kv` (`hot` and `ceiling` in alternating rounds,
 //! so that a slow spell of the shared machine weighs on both sides of their ratio), and prints
 //! one table and one `BENCH_JSON {…}` line. A phase in which the generator used more than 90 % of its core, found its core
 //! saturated, or shared the server's core with other processes is run again (up to 3 times) once
@@ -52,7 +52,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 const PHASES: [&str; 10] = [
-    "hot", "ceiling", "login", "closed", "vault", "fleet", "events", "idle", "stats", "kv",
+    "hot", "ceiling", "login", "closed", "vault", "fleet", "idle", "events", "stats", "kv",
 ];
 const FLAGS: [&str; 3] = ["--bench", "--quick", "--no-wait"];
 /// Raise the soft fd limit (to the hard limit when 65536 is not allowed, as in containers).

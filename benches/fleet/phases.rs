@@ -310,7 +310,17 @@ pub fn login(addr: SocketAddr, pid: &str, p: &LoginParams, tck: f64) -> Value {
 /// Opens `n` keep-alive connections, one `GET /health` on each, holds them for `hold`.
 pub fn idle(addr: SocketAddr, pid: &str, n: usize, hold: Duration) -> Value {
     const BATCH: usize = 100;
-    let base = procfs::mem(pid).unwrap_or_default();
+    // Start from a settled server: the previous phase's connections have closed, but their
+    // threads end a few seconds later (tiny_http keeps an idle pool thread for 5 s). Measured
+    // with them alive, the 5,000 connections would be counted on top of another phase's
+    // leftovers, and the dying pool's idle threads make the pool race far more likely.
+    let settling = Instant::now();
+    let mut base = procfs::mem(pid).unwrap_or_default();
+    while base.threads > 100 && settling.elapsed() < Duration::from_secs(20) {
+        thread::sleep(Duration::from_millis(200));
+        base = procfs::mem(pid).unwrap_or_default();
+    }
+    let settle_secs = settling.elapsed().as_secs_f64();
     let req = client::get("/health", None);
     let start = Instant::now();
     let mut open: Vec<(TcpStream, bool)> = Vec::with_capacity(n);
@@ -362,6 +372,7 @@ pub fn idle(addr: SocketAddr, pid: &str, n: usize, hold: Duration) -> Value {
         "unserved_after_3s": unserved_first,
         "unserved": unserved,
         "open_seconds": r1(open_secs),
+        "settle_seconds": r1(settle_secs),
         "server_rss_kb_before": base.rss_kb,
         "server_rss_kb": held.rss_kb,
         "server_threads_before": base.threads,

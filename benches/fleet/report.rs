@@ -464,6 +464,16 @@ pub fn print(v: &Value) {
             "0",
             verdict(Some(un == 0)),
         );
+        t.row(
+            "idle",
+            "threads before / settled after the last phase / opened all in",
+            format!(
+                "{} / {} s / {} s",
+                i["server_threads_before"], i["settle_seconds"], i["open_seconds"]
+            ),
+            "",
+            "",
+        );
     }
     let st = &v["stats"];
     if let Some(why) = st["skipped"].as_str() {
@@ -580,13 +590,13 @@ pub fn print(v: &Value) {
     );
     // Rows added out of order (such as the unserved connections) go to their phase.
     let order = [
-        "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed",
-        "events", "idle", "stats", "kv", "server",
+        "build", "binary", "setup", "hot", "ceiling", "login", "vault", "fleet", "closed", "idle",
+        "events", "stats", "kv", "server",
     ];
     t.0.sort_by_key(|r| order.iter().position(|p| *p == r[0]));
     println!();
     t.print();
-    for phase in ["hot", "ceiling", "vault", "fleet"] {
+    for phase in ["hot", "ceiling", "vault", "fleet", "closed", "events"] {
         for e in strs(&v[phase]["error_samples"]) {
             println!("{phase}: a request failed with {e}");
         }
