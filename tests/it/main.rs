@@ -27,6 +27,7 @@ mod listing;
 mod mail_crash;
 mod mail_inbound;
 mod mail_messages;
+mod mail_readme;
 mod mail_relays;
 mod mail_util;
 mod nginx;
