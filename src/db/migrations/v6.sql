@@ -1,6 +1,6 @@
 -- Schema version 6: apps, their installs (app tokens) and the per-device key-value store
 -- (README "Apps and the KV store"). schema.sql carries the same definitions for fresh databases.
--- Versions 4 and 5 belong to other branches; this step touches none of their tables.
+-- It touches none of the tables of versions 4 (e-mail) and 5 (backups, logs, statistics).
 
 -- Apps: third-party tools (editor extensions, dashboards, the CCJK tools themselves) that a
 -- device's owner may authorise to keep settings and state in the device's key-value store
