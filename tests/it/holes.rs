@@ -90,8 +90,20 @@ fn a_device_key_under_an_encoded_parameter_name_is_not_logged() {
         "the parameter name is case-sensitive: {}",
         r.text
     );
-    let log = std::fs::read_to_string(s.dir().join("server.log")).expect("server log");
-    assert!(log.contains("/auth/verify"), "the access log is on: {log}");
+    // Access log lines are written after the answers are sent: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(s.dir().join("server.log")).expect("server log");
+        if log.matches("/auth/verify").count() >= 2 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        log.matches("/auth/verify").count(),
+        2,
+        "the access log is on: {log}"
+    );
     assert!(
         !log.contains(&key[5..]),
         "the device key appears in the log:\n{log}"

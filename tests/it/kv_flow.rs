@@ -326,7 +326,15 @@ fn tokens_in_paths_and_queries_stay_out_of_the_access_log() {
     let token = authorize(&s, app.id, &owner, &dev, false);
     assert_eq!(s.get(&format!("/kv/_keys?token={token}"), None).status, 200);
     assert_eq!(s.delete(&format!("/apps/tokens/{token}"), None).status, 200);
-    let log = std::fs::read_to_string(s.dir().join("server.log")).expect("log");
+    // The access log line is written after the answer is sent: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(s.dir().join("server.log")).expect("log");
+        if log.contains("/apps/tokens/") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(log.contains("/apps/tokens/REDACTED"), "{log}");
     assert!(
         !log.contains(&token[4..20]),
