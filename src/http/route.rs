@@ -29,6 +29,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+/// A person's or a device's credential, as `Call::person_or_device` resolves it.
+#[derive(Clone, Copy, Debug)]
+pub enum PersonOrDevice<'c> {
+    User(&'c UserCaller),
+    Device(&'c DeviceCaller),
+}
+
 /// HTTP methods the tables use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -175,6 +182,17 @@ impl<'a> Call<'a> {
         self.caller
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("Missing credentials"))
+    }
+
+    /// The caller of a route that takes a person's or a device's credential
+    /// (`Auth::UserOrDevice`, `Auth::Any`): never an app token, which only the KV routes
+    /// resolve. Errors: 401 on a public route or for another kind.
+    pub fn person_or_device(&self) -> ApiResult<PersonOrDevice<'_>> {
+        match self.caller()? {
+            Caller::User(u) => Ok(PersonOrDevice::User(u)),
+            Caller::Device(d) => Ok(PersonOrDevice::Device(d)),
+            Caller::App(_) => Err(ApiError::unauthorized("Unrecognised credential")),
+        }
     }
 
     /// The caller as a person. Errors: 401 if the route resolved another kind.

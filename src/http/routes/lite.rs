@@ -5,7 +5,7 @@
 
 use crate::db::devices::Facts;
 use crate::db::tasks::{Task, TaskStatus};
-use crate::domain::callers::{Caller, DeviceCaller};
+use crate::domain::callers::DeviceCaller;
 use crate::domain::daemon::{self, Beat, ResultRequest};
 use crate::domain::devices::fact;
 use crate::domain::email_config::{self, ConfigRequest};
@@ -16,7 +16,8 @@ use crate::domain::{accounts, callers, devices};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::http::family::Family;
 use crate::http::route::{
-    Auth, Call, Json, JsonOr, Out, PageQuery, Query, Rate, Route, credential, get, post,
+    Auth, Call, Json, JsonOr, Out, PageQuery, PersonOrDevice, Query, Rate, Route, credential, get,
+    post,
 };
 use crate::http::routes::poll::{PollQuery, poll};
 use crate::http::routes::status_filter;
@@ -64,10 +65,9 @@ pub fn routes() -> Vec<Route> {
 
 /// The account a Lite caller acts for (a device key acts for its owner).
 fn account(call: &Call) -> ApiResult<crate::db::users::User> {
-    match call.caller()? {
-        Caller::User(u) => Ok((*u.user).clone()),
-        Caller::Device(d) => callers::active_user(&call.cx, d.user_id),
-        Caller::App(_) => Err(ApiError::unauthorized("An app token cannot be used here")),
+    match call.person_or_device()? {
+        PersonOrDevice::User(u) => Ok((*u.user).clone()),
+        PersonOrDevice::Device(d) => callers::active_user(&call.cx, d.user_id),
     }
 }
 
@@ -207,14 +207,13 @@ fn result(call: &Call, Json(b): Json<ResultRequest>) -> ApiResult<TaskRef> {
 
 /// The owner and (for a device key) the device whose tasks a Lite caller sees.
 fn creator(call: &Call) -> ApiResult<Creator> {
-    Ok(match call.caller()? {
-        Caller::Device(d) => Creator {
+    Ok(match call.person_or_device()? {
+        PersonOrDevice::Device(d) => Creator {
             user_id: d.user_id,
             session_id: None,
             own_device: Some(d.id),
         },
-        Caller::User(u) => Creator::from(u),
-        Caller::App(_) => return Err(ApiError::unauthorized("Unrecognised credential")),
+        PersonOrDevice::User(u) => Creator::from(u),
     })
 }
 

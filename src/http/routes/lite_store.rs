@@ -4,10 +4,9 @@
 //! reaches its own device's backups and statistics; a session token or API key the user's.
 
 use crate::domain::backups::{self, NewDocument};
-use crate::domain::callers::Caller;
 use crate::domain::stats::{self, Period};
 use crate::error::ApiResult;
-use crate::http::route::{Auth, Call, Json, PageQuery, Query, Route, get, post};
+use crate::http::route::{Auth, Call, Json, PageQuery, PersonOrDevice, Query, Route, get, post};
 use crate::http::routes::v1::config::{BackupView, owner, raw};
 use crate::http::routes::v1::stats::PeriodQuery;
 use schemars::JsonSchema;
@@ -114,14 +113,9 @@ pub struct LiteStats {
 /// `GET /stats?period=7d`: the calling device's with a device key, else the user's.
 fn stats(call: &Call, Query(q): Query<PeriodQuery>) -> ApiResult<LiteStats> {
     let p = Period::parse(q.period.as_deref())?;
-    let s = match call.caller()? {
-        Caller::Device(d) => stats::device(&call.cx, d.user_id, &d.uuid, p)?.summary,
-        Caller::User(u) => stats::summary(&call.cx, u.user_id(), p)?,
-        Caller::App(_) => {
-            return Err(crate::error::ApiError::unauthorized(
-                "An app token cannot be used here",
-            ));
-        }
+    let s = match call.person_or_device()? {
+        PersonOrDevice::Device(d) => stats::device(&call.cx, d.user_id, &d.uuid, p)?.summary,
+        PersonOrDevice::User(u) => stats::summary(&call.cx, u.user_id(), p)?,
     };
     Ok(LiteStats {
         period: s.period,

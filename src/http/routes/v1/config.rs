@@ -5,9 +5,8 @@
 
 use crate::db::backups::Backup;
 use crate::domain::backups::{self, NewDocument, Owner};
-use crate::domain::callers::Caller;
 use crate::error::ApiResult;
-use crate::http::route::{Call, Json, Message, PageQuery, Query};
+use crate::http::route::{Call, Json, Message, PageQuery, PersonOrDevice, Query};
 use crate::http::views::PageInfo;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,20 +14,15 @@ use serde_json::value::RawValue;
 
 /// Whose backups the caller reaches.
 pub fn owner(call: &Call) -> ApiResult<Owner> {
-    Ok(match call.caller()? {
-        Caller::Device(d) => Owner {
+    Ok(match call.person_or_device()? {
+        PersonOrDevice::Device(d) => Owner {
             user_id: d.user_id,
             own_device: Some(d.id),
         },
-        Caller::User(u) => Owner {
+        PersonOrDevice::User(u) => Owner {
             user_id: u.user_id(),
             own_device: None,
         },
-        Caller::App(_) => {
-            return Err(crate::error::ApiError::unauthorized(
-                "An app token cannot be used here",
-            ));
-        }
     })
 }
 

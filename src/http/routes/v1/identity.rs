@@ -4,10 +4,9 @@
 use crate::db::users::User;
 use crate::domain::accounts::{self, LoginInput, NewSession, ProfileInput, RegisterInput};
 use crate::domain::api_keys::{self, CreateApiKeyRequest};
-use crate::domain::callers::Caller;
 use crate::domain::sessions;
 use crate::error::{ApiError, ApiResult};
-use crate::http::route::{Call, Json, JsonOr, Message, PageQuery, Query};
+use crate::http::route::{Call, Json, JsonOr, Message, PageQuery, PersonOrDevice, Query};
 use crate::http::views::{ApiKeyView, PageInfo, SessionView, TaskView, UserView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -156,8 +155,8 @@ pub struct Verified {
 
 /// `GET /v1/auth/verify`: which credential is this? Any kind is accepted.
 pub fn verify(call: &Call, _: ()) -> ApiResult<Verified> {
-    Ok(match call.caller()? {
-        Caller::User(u) => Verified {
+    Ok(match call.person_or_device()? {
+        PersonOrDevice::User(u) => Verified {
             valid: true,
             kind: if u.session_id.is_some() {
                 "session"
@@ -169,7 +168,7 @@ pub fn verify(call: &Call, _: ()) -> ApiResult<Verified> {
             api_key_id: u.api_key_id,
             device_id: None,
         },
-        Caller::Device(d) => Verified {
+        PersonOrDevice::Device(d) => Verified {
             valid: true,
             kind: "device",
             user_id: d.user_id,
@@ -177,8 +176,6 @@ pub fn verify(call: &Call, _: ()) -> ApiResult<Verified> {
             api_key_id: None,
             device_id: Some(d.uuid.clone()),
         },
-        // `Auth::Any` resolves user and device credentials only.
-        Caller::App(_) => return Err(ApiError::unauthorized("Unrecognised credential")),
     })
 }
 
