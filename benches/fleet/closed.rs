@@ -12,6 +12,7 @@
 //! connections (0), tasks handed out twice or to the wrong device (0).
 
 use crate::client::{self, Conn};
+use crate::fleet::{lock, task_ids};
 use crate::phases::{sleep_until, spawn};
 use crate::procfs::{self, Snap};
 use crate::setup::Setup;
@@ -41,27 +42,6 @@ struct Shared {
     claims: Mutex<HashMap<String, (Instant, usize)>>,
     twice: Mutex<Vec<String>>,
     completed: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Task ids in a `/v1` pending-tasks response.
-fn task_ids(body: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let tasks = v.pointer("/data/tasks").and_then(Value::as_array);
-    tasks
-        .into_iter()
-        .flatten()
-        .filter_map(|t| match t.get("id")? {
-            Value::String(s) => Some(s.clone()),
-            n @ Value::Number(_) => Some(n.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// What one daemon connection reports.

@@ -41,12 +41,12 @@ struct Shared {
     connected: AtomicUsize,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Task ids in a `/v1` pending-tasks response.
-fn task_ids(body: &[u8]) -> Vec<String> {
+/// Task ids in a `/v1` pending-tasks response (also the closed phase's).
+pub fn task_ids(body: &[u8]) -> Vec<String> {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
