@@ -743,8 +743,9 @@ fn kv_rows(t: &mut Table, v: &Value) {
             su["value_bytes"]
         ),
         format!(
-            "authorise {} s, import {} s ({} keys/s)",
+            "authorise {} s ({} answered 503, sent again), import {} s ({} keys/s)",
             su["seconds_authorize"],
+            su["authorize_503_retried"],
             su["seconds_import"],
             thousands(f(&su["import_keys_per_s"]).unwrap_or(0.0))
         ),
