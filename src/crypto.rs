@@ -65,6 +65,18 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of a hex string (either case), or `None` for an odd length or a non-hex digit.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    b.chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
 /// What the blind-index key is derived for: `HMAC-SHA256(server key, BLIND_INDEX_CONTEXT)`.
 /// Changing it would orphan every stored blind index.
 pub const BLIND_INDEX_CONTEXT: &[u8] = b"ccjk vault blind index v1";

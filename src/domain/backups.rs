@@ -8,7 +8,6 @@
 //! quota, checked inside the write that stores it.
 
 use crate::db::backups::{self, Backup, NewBackup};
-use crate::db::devices;
 use crate::domain::policy::{self, AUTO_BACKUPS_KEPT, MAX_BACKUP_NAME};
 use crate::domain::{Cx, Page, Paged};
 use crate::error::{ApiError, ApiResult};
@@ -38,12 +37,11 @@ fn device_of(cx: &Cx, who: Owner, uuid: Option<&str>) -> ApiResult<Option<i64>> 
     let uuid = uuid.map(str::trim).filter(|s| !s.is_empty());
     let found = match uuid {
         None => return Ok(who.own_device),
-        Some(u) => devices::get(cx.reader, who.user_id, u)?.map(|d| d.id),
+        Some(u) => crate::domain::devices::get(cx, who.user_id, u)?.id,
     };
-    match (found, who.own_device) {
-        (Some(d), Some(own)) if d != own => Err(ApiError::not_found("Device")),
-        (Some(d), _) => Ok(Some(d)),
-        (None, _) => Err(ApiError::not_found("Device")),
+    match who.own_device {
+        Some(own) if found != own => Err(ApiError::not_found("Device")),
+        _ => Ok(Some(found)),
     }
 }
 
@@ -55,16 +53,7 @@ fn backup_id(id: &str) -> ApiResult<i64> {
 /// Stores a document. Returns the backup (without its document). Errors: 422 (name, document),
 /// 404 (device), 403 `QUOTA_EXCEEDED` (storage).
 pub fn create(cx: &Cx, who: Owner, doc: NewDocument) -> ApiResult<Backup> {
-    let name = doc.name.trim().to_string();
-    if name.is_empty()
-        || name.chars().count() > MAX_BACKUP_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "config_name",
-            format!("1 to {MAX_BACKUP_NAME} characters, no control characters"),
-        ));
-    }
+    let name = crate::domain::text::name("config_name", &doc.name, MAX_BACKUP_NAME)?;
     if doc.json.trim() == "null" {
         return Err(ApiError::invalid(
             "config_data",

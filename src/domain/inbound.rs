@@ -85,17 +85,6 @@ fn record_unsigned(cx: &Cx, reason: &'static str, ip: &str) -> ApiResult<()> {
     })
 }
 
-/// Lowercase or uppercase hex to bytes.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 == 1 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Checks the signature of `body` against every configured secret. Errors: 401
 /// `INVALID_SIGNATURE` (recorded), 404 when the webhook is disabled.
 fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
@@ -123,7 +112,7 @@ fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
         }
     };
     let hex = sig.strip_prefix("sha256=").unwrap_or(sig);
-    let Some(tag) = unhex(hex).filter(|t| t.len() == 32) else {
+    let Some(tag) = crate::crypto::unhex(hex).filter(|t| t.len() == 32) else {
         record_unsigned(cx, "bad_signature", ip)?;
         return Err(invalid_signature("not a hex HMAC-SHA256"));
     };
@@ -455,7 +444,7 @@ mod tests {
         assert_eq!(command_of("ls\n\nOn Mon, Jan 1, Bob wrote:\n> old"), "ls");
         assert_eq!(command_of("> quoted only"), "");
         assert_eq!(address_of("Alice <alice@example.com>"), "alice@example.com");
-        assert_eq!(unhex("0aFF"), Some(vec![10, 255]));
-        assert_eq!(unhex("0g"), None);
+        assert_eq!(crate::crypto::unhex("0aFF"), Some(vec![10, 255]));
+        assert_eq!(crate::crypto::unhex("0g"), None);
     }
 }

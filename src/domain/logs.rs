@@ -6,7 +6,6 @@
 //! plan's storage quota, so a refused upload stores nothing. The janitor deletes logs older than
 //! the plan's `log_retention_days` (`workers::janitor`).
 
-use crate::db::devices;
 use crate::db::logs::{self, Log, NewLog};
 use crate::domain::callers::DeviceCaller;
 use crate::domain::policy::{self, MAX_LOG_TYPE};
@@ -99,8 +98,7 @@ pub fn upload(cx: &Cx, dev: &DeviceCaller, up: Upload) -> ApiResult<Log> {
 
 /// A page of the logs of one of the caller's devices, newest first. Errors: 404 (device).
 pub fn list(cx: &Cx, user_id: i64, device: &str, page: Page) -> ApiResult<Paged<Log>> {
-    let d =
-        devices::get(cx.reader, user_id, device)?.ok_or_else(|| ApiError::not_found("Device"))?;
+    let d = crate::domain::devices::get(cx, user_id, device)?;
     let rows = logs::list(cx.reader, d.id, page.limit + 1, page.offset)?;
     Ok(Paged::from_rows(rows, page))
 }

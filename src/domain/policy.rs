@@ -254,12 +254,23 @@ pub fn check_daily_tasks(c: &Connection, user_id: i64, n: i64) -> ApiResult<()> 
 
 /// Bytes the user stores, counted against the plan's `storage_quota_bytes`: one term per area
 /// that keeps a user's bytes (config backups, daemon logs, KV values; an area added later adds
-/// its term here, and nothing else changes).
+/// its term here and in `device_storage_used`, and nothing else changes).
 pub fn storage_used(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
     let terms = [
         backups::bytes_used(c, user_id)?,
         logs::bytes_used(c, user_id)?,
         kv::user_bytes(c, user_id)?,
+    ];
+    Ok(terms.iter().sum())
+}
+
+/// Bytes one device's data takes in that count (its backups, logs and KV entries): the same
+/// areas as `storage_used`, for `GET /v1/stats/device/{id}`.
+pub fn device_storage_used(c: &Connection, device_id: i64) -> rusqlite::Result<i64> {
+    let terms = [
+        backups::device_bytes(c, device_id)?,
+        logs::device_bytes(c, device_id)?,
+        kv::usage(c, device_id)?.1,
     ];
     Ok(terms.iter().sum())
 }

@@ -13,7 +13,7 @@
 //! the bytes of its backups and logs.
 
 use crate::db::stats::{self, DayRow};
-use crate::db::{backups, devices, logs};
+
 use crate::domain::Cx;
 use crate::domain::policy::{self, DEFAULT_STATS_PERIOD, STATS_PERIODS};
 use crate::error::{ApiError, ApiResult};
@@ -183,16 +183,14 @@ pub struct DeviceSummary {
 
 /// Statistics of the user's device with this public id. Errors: 404.
 pub fn device(cx: &Cx, user_id: i64, uuid: &str, p: Period) -> ApiResult<DeviceSummary> {
-    let d = devices::get(cx.reader, user_id, uuid)?.ok_or_else(|| ApiError::not_found("Device"))?;
+    let d = crate::domain::devices::get(cx, user_id, uuid)?;
     let (since, until) = bounds(cx, p);
     let since_s = time::fmt(since);
     let rows = stats::finished_by_day(cx.reader, user_id, &since_s, Some(d.id))?;
     let online = stats::online_seconds(cx.reader, user_id, time::day(&since_s), Some(d.id))?;
     let mut s = build(p, since, until, rows, online);
     s.devices_online = i64::from(d.status != crate::db::devices::DeviceStatus::Offline);
-    s.storage_used = backups::device_bytes(cx.reader, d.id)?
-        + logs::device_bytes(cx.reader, d.id)?
-        + crate::db::kv::usage(cx.reader, d.id)?.1;
+    s.storage_used = policy::device_storage_used(cx.reader, d.id)?;
     s.storage_quota = crate::db::users::limits(cx.reader, user_id)?.storage_quota_bytes;
     Ok(DeviceSummary {
         device_id: d.uuid,

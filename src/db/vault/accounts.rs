@@ -124,10 +124,11 @@ pub fn of_site(
     .collect()
 }
 
-/// Deletes an account's blind-index rows (before `insert_secret_index` writes the new ones).
-pub fn clear_secret_index(c: &Connection, account_id: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("DELETE FROM account_secret_index WHERE account_id = ?1")?
-        .execute([account_id])?;
+/// Deletes one of the user's accounts' blind-index rows (before `insert_secret_index` writes
+/// the new ones).
+pub fn clear_secret_index(c: &Connection, user_id: i64, account_id: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM account_secret_index WHERE user_id = ?1 AND account_id = ?2")?
+        .execute(params![user_id, account_id])?;
     Ok(())
 }
 

@@ -106,7 +106,7 @@ pub fn store(
         db::insert(tx, user_id, &new)?;
     } else {
         db::update(tx, user_id, &new)?;
-        db::clear_secret_index(tx, &new.id)?;
+        db::clear_secret_index(tx, user_id, &new.id)?;
     }
     for (field, mac) in &s.macs {
         db::insert_secret_index(tx, user_id, &new.id, field, mac)?;

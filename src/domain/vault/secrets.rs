@@ -88,18 +88,6 @@ pub fn seal(sealer: &Sealer, user_id: i64, id: &str, schema: &Schema, p: &Plain)
     }
 }
 
-/// Lowercase hex back to bytes.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    b.chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
-
 fn object(s: &str, what: &str) -> ApiResult<Map<String, Value>> {
     serde_json::from_str(s).map_err(|e| ApiError::internal(format!("stored {what}: {e}")))
 }
@@ -108,7 +96,7 @@ fn object(s: &str, what: &str) -> ApiResult<Map<String, Value>> {
 pub fn open_secret(sealer: &Sealer, id: &str, field: &str, boxed: &Value) -> ApiResult<String> {
     boxed
         .as_str()
-        .and_then(unhex)
+        .and_then(crate::crypto::unhex)
         .and_then(|b| sealer.open_string(&secret_ad(field, id), &b))
         .ok_or_else(|| ApiError::internal(format!("secret {field} of {id} does not open")))
 }
@@ -262,7 +250,7 @@ mod tests {
         assert_eq!(v.props["token"], Value::from("plain-token"));
         let r = view(&s, &row, true).expect("view");
         assert_eq!(r.props["apiKey"], Value::from("sk-secret-value-123"));
-        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(unhex("0g"), None);
+        assert_eq!(crate::crypto::unhex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(crate::crypto::unhex("0g"), None);
     }
 }

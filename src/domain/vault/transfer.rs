@@ -13,10 +13,11 @@
 
 use super::accounts::store;
 use super::fields::{FieldDef, Schema};
-use super::secrets::{self, Plain, open_secret, password_ad, unhex};
+use super::secrets::{self, Plain, open_secret, password_ad};
 use super::sites::{check_login_url, sync_indexes};
 use super::{Actor, ActorKind, check_site_key, reveals};
 use crate::crypto::hex;
+use crate::crypto::unhex;
 use crate::db::vault::accounts::{self as db_acc, AccountRow};
 use crate::db::vault::{is_prop_name, sites as db_sites};
 use crate::domain::policy::{VAULT_MAX_ACCOUNTS, VAULT_MAX_SITES};
