@@ -276,6 +276,11 @@ pub fn revoke(cx: &Cx, which: &str, user: Option<i64>) -> ApiResult<()> {
     let which = which.trim().to_string();
     let found = if which.starts_with(APP_PREFIX) {
         let hash = sha256(&which);
+        // Looked up on a reader first: this route needs no other credential, so a stream of
+        // made-up tokens must not each take a turn of the single writer.
+        if apps::find_token(cx.reader, &hash)?.is_none() {
+            return Err(ApiError::not_found("Token"));
+        }
         cx.write(move |tx| Ok(apps::delete_install_by_hash(tx, &hash)?))?
     } else {
         let user = user.ok_or_else(|| {

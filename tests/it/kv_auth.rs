@@ -55,6 +55,18 @@ fn another_users_device_needs_its_kv_password() {
         401,
         "UNAUTHORIZED",
     );
+    // Nor can it get there through the KV password: setting one needs a session too.
+    let r = s.patch_json(
+        &format!("/v1/devices/{dev}"),
+        Some(&key),
+        json!({"kv_password": "the api key's password"}),
+    );
+    assert_v1_error(&r, 403, "FORBIDDEN");
+    let set: i64 = crate::kv_util::sql(
+        &s,
+        "SELECT count(*) FROM devices WHERE kv_password_hash IS NOT NULL",
+    );
+    assert_eq!(set, 0, "the refused PATCH set no password");
 
     // Bob cannot set Alice's KV password.
     let r = s.patch_json(

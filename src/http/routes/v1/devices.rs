@@ -103,6 +103,13 @@ pub fn rename(call: &Call, Json(b): Json<PatchDeviceBody>) -> ApiResult<DeviceOn
         devices::validate_name(n)?;
     }
     if let Some(pw) = &b.kv_password {
+        // Whoever knows the KV password can mint app tokens, which only a session may do
+        // (README "Apps and the KV store"): an API key, even with device:write, may not set it.
+        if call.user()?.session_id.is_none() {
+            return Err(ApiError::forbidden(
+                "Only a session token may set a device's KV password",
+            ));
+        }
         apps::set_kv_password(&call.cx, user, id, pw.as_deref())?;
     }
     let d = match &b.name {
