@@ -478,6 +478,8 @@ pub fn print(v: &Value) {
     let st = &v["stats"];
     if let Some(why) = st["skipped"].as_str() {
         t.row("stats", "skipped", why.into(), "", "");
+    } else if let Some(why) = st["failed"].as_str() {
+        t.row("stats", "failed", why.into(), "", "FAIL");
     } else if !st.is_null() {
         let p50 = f(&st["summary"]["p50_us"]);
         t.row(

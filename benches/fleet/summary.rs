@@ -105,8 +105,9 @@ pub fn run(addr: SocketAddr, pid: &str, db: &Path, s: &Setup, tck: f64) -> Value
         return json!({"skipped": "no bench user"});
     };
     let t = Instant::now();
+    // A failure is a failure of the run ("failed"), never a skipped phase.
     if let Err(why) = seed(db, &user.email) {
-        return json!({"skipped": why});
+        return json!({"failed": why});
     }
     let seed_s = t.elapsed().as_secs_f64();
     let req = client::get("/v1/stats/summary?period=90d", Some(&user.token));
@@ -118,9 +119,9 @@ pub fn run(addr: SocketAddr, pid: &str, db: &Path, s: &Setup, tck: f64) -> Value
                 checked = serde_json::from_slice::<Value>(c.body()).unwrap_or(Value::Null);
             }
             Ok(status) => {
-                return json!({"skipped": format!("GET /v1/stats/summary answered {status}")});
+                return json!({"failed": format!("GET /v1/stats/summary answered {status}")});
             }
-            Err(e) => return json!({"skipped": format!("GET /v1/stats/summary failed: {e}")}),
+            Err(e) => return json!({"failed": format!("GET /v1/stats/summary failed: {e}")}),
         }
     }
     let d = &checked["data"];
