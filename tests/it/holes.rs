@@ -17,7 +17,7 @@ fn a_login_to_ones_own_account_does_not_reset_the_address_throttle() {
     for i in 0..10 {
         s.register(&format!("victim{i}@example.com"));
     }
-    let mut throttled = 0;
+    let (mut throttled, mut own_logins) = (0, 0);
     for i in 0..10 {
         let r = s.login(&format!("victim{i}@example.com"), "guess guess guess");
         if r.status == 429 {
@@ -25,9 +25,18 @@ fn a_login_to_ones_own_account_does_not_reset_the_address_throttle() {
         } else {
             assert_v1_error(&r, 401, "INVALID_CREDENTIALS");
         }
-        // The attacker's own, successful login in between.
-        let _ = s.login("attacker@example.com", PASSWORD);
+        // The attacker's own login in between: it succeeds until the address is throttled.
+        let own = s.login("attacker@example.com", PASSWORD);
+        match own.status {
+            200 => own_logins += 1,
+            429 => {}
+            _ => panic!("the attacker's own login: {}", own.text),
+        }
     }
+    assert!(
+        own_logins >= 1,
+        "no successful login ever tried to reset the throttle"
+    );
     assert!(
         throttled >= 4,
         "guesses across accounts from one address were throttled only {throttled} times"
