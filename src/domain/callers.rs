@@ -196,9 +196,13 @@ fn session_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
         return Err(ApiError::unauthorized("Session expired after inactivity"));
     }
     let user = active_user(cx, s.user_id)?;
+    // Queued, not awaited, as app tokens' touches are: a request (or the events thread's
+    // periodic re-check of a stream's credential) never waits for a commit to refresh it.
     if needs_touch(cx, Some(&s.last_used_at)) {
         let (id, at) = (s.id, cx.svc.clock.stamp());
-        cx.write(move |tx| Ok(sessions::touch(tx, id, &at)?))?;
+        cx.svc
+            .db
+            .write_later(move |tx| Ok(sessions::touch(tx, id, &at)?));
     }
     Ok(UserCaller {
         session_id: Some(s.id),
@@ -223,7 +227,9 @@ fn api_key_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     let user = active_user(cx, k.user_id)?;
     if needs_touch(cx, k.last_used_at.as_deref()) {
         let id = k.id;
-        cx.write(move |tx| Ok(api_keys::touch(tx, id)?))?;
+        cx.svc
+            .db
+            .write_later(move |tx| Ok(api_keys::touch(tx, id)?));
     }
     Ok(UserCaller {
         session_id: None,
