@@ -205,6 +205,17 @@ fn expired_keys_vanish_at_once_and_the_janitor_deletes_them() {
         Some(("text/plain", b"x".to_vec())),
     );
     assert_eq!(w.status, 201, "{}", w.text);
+    // The family spells it expiresAt in its answers; a client echoing that spelling in the
+    // envelope (or the query) is understood, not silently given a key that never expires.
+    let body = json!({"token": token, "value": 1, "expiresAt": later}).to_string();
+    let w = s.call(
+        "POST",
+        "/kv/echoed",
+        &[],
+        Some(("application/json", body.into_bytes())),
+    );
+    assert_eq!(w.status, 201, "{}", w.text);
+    assert!(w.body["expiresAt"].is_string(), "{}", w.text);
     assert_eq!(get_value(&s, &token, "session").text, "short");
     let deadline = Instant::now() + Duration::from_millis(1100);
     while Instant::now() < deadline {
@@ -218,9 +229,9 @@ fn expired_keys_vanish_at_once_and_the_janitor_deletes_them() {
         "NOT_FOUND",
     );
     let names = kv(&s, "GET", "/kv/_keys", &token, &[], None).body["keys"].clone();
-    assert_eq!(names, json!(["later", "stays"]));
+    assert_eq!(names, json!(["echoed", "later", "stays"]));
     let v1 = s.get(&format!("/v1/devices/{dev}/kv"), Some(&owner));
-    assert_eq!(v1.body["data"]["count"], json!(2), "{}", v1.text);
+    assert_eq!(v1.body["data"]["count"], json!(3), "{}", v1.text);
     // And the janitor deletes the row.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -235,7 +246,7 @@ fn expired_keys_vanish_at_once_and_the_janitor_deletes_them() {
         thread::sleep(Duration::from_millis(100));
     }
     let keys: i64 = sql(&s, "SELECT keys FROM kv_usage");
-    assert_eq!(keys, 2, "the usage counters follow the janitor's deletes");
+    assert_eq!(keys, 3, "the usage counters follow the janitor's deletes");
     // Expiry rules.
     for q in [
         "ttl=0",

@@ -153,7 +153,9 @@ pub fn metadata(call: &Call, _: ()) -> ApiResult<Out<EntryMeta>> {
 pub struct ExpiryQuery {
     /// Seconds until the value expires (1 s to 10 years); it is invisible from then on.
     pub ttl: Option<u64>,
-    /// RFC 3339 UTC time the value expires at (instead of `ttl`).
+    /// RFC 3339 UTC time the value expires at (instead of `ttl`); `expiresAt`, the family's
+    /// own spelling in its answers, is accepted too.
+    #[serde(alias = "expiresAt")]
     pub expires_at: Option<String>,
 }
 
@@ -167,6 +169,7 @@ pub struct PutEnvelope {
     /// Any JSON value; stored as JSON (`application/json`).
     pub value: Value,
     pub ttl: Option<u64>,
+    #[serde(alias = "expiresAt")]
     pub expires_at: Option<String>,
 }
 
