@@ -48,7 +48,7 @@ pub fn document(table: &Table) -> Value {
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": [{"url": "/"}],
-        "tags": Family::ALL.iter().map(|f| json!({"name": f.tag(), "description": family_text(*f)})).collect::<Vec<_>>(),
+        "tags": tags(),
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -63,6 +63,19 @@ pub fn document(table: &Table) -> Value {
             },
         },
     })
+}
+
+/// The families' tags, then the web panel's.
+fn tags() -> Vec<Value> {
+    let mut tags: Vec<Value> = Family::ALL
+        .iter()
+        .map(|f| json!({"name": f.tag(), "description": family_text(*f)}))
+        .collect();
+    tags.push(json!({
+        "name": crate::http::routes::panel::PANEL_TAG,
+        "description": "The web panel's page and assets (README \"Web panel\"); errors in the Lite envelope.",
+    }));
+    tags
 }
 
 fn family_text(f: Family) -> &'static str {
@@ -204,7 +217,7 @@ fn operation(r: &Route, generator: &mut SchemaGenerator) -> Value {
     let mut op = json!({
         "operationId": operation_id(r),
         "summary": r.summary,
-        "tags": [r.family.tag()],
+        "tags": [r.tag.unwrap_or(r.family.tag())],
         "security": security(r),
         "responses": responses,
     });

@@ -672,6 +672,8 @@ pub struct Route {
     /// Whether the route reads a body.
     pub takes_body: bool,
     pub summary: &'static str,
+    /// The OpenAPI tag when it is not the family's (the web panel's pages).
+    pub tag: Option<&'static str>,
     doc: DocFn,
     handler: Handler,
 }
@@ -732,6 +734,7 @@ pub struct Builder {
     statuses: Vec<u16>,
     envelope: bool,
     raw: Option<&'static str>,
+    tag: Option<&'static str>,
 }
 
 fn builder(method: Method, path: &'static str) -> Builder {
@@ -747,6 +750,7 @@ fn builder(method: Method, path: &'static str) -> Builder {
         statuses: Vec::new(),
         envelope: true,
         raw: None,
+        tag: None,
     }
 }
 
@@ -833,6 +837,13 @@ impl Builder {
         self
     }
 
+    /// Documents the route under `tag` instead of its family's tag (errors keep the family's
+    /// envelope).
+    pub fn tag(mut self, tag: &'static str) -> Builder {
+        self.tag = Some(tag);
+        self
+    }
+
     fn finish<I: Input>(self, summary: &'static str, doc: DocFn, handler: Handler) -> Route {
         let segs: Vec<Seg> = self
             .path
@@ -882,6 +893,7 @@ impl Builder {
             raw: self.raw,
             takes_body: I::BODY,
             summary,
+            tag: self.tag,
             doc,
             handler,
         }

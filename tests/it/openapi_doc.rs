@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use ccjk_cloud::http::routes::table;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn document(s: &TestServer) -> Value {
     let r = s.get("/v1/openapi.json", None);
@@ -61,6 +61,24 @@ fn every_route_of_the_table_is_documented() {
         .map(|op| op["operationId"].as_str().expect("operationId").to_string())
         .collect();
     assert_eq!(ids.len(), documented, "operation ids are unique");
+    // Every operation's tag is declared; the panel's pages are not filed under Lite.
+    let declared: Vec<&Value> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| &t["name"])
+        .collect();
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("path item").values() {
+            assert!(declared.contains(&&op["tags"][0]), "{op}");
+        }
+    }
+    assert_eq!(doc["paths"]["/"]["get"]["tags"], json!(["panel"]));
+    assert_eq!(
+        doc["paths"]["/assets/{name}"]["get"]["tags"],
+        json!(["panel"])
+    );
+    assert_eq!(doc["paths"]["/health"]["get"]["tags"], json!(["lite"]));
 }
 
 #[test]

@@ -45,13 +45,17 @@ const ASSETS: [(&str, &str, &str); 5] = [
 
 const INDEX: &str = include_str!("../../panel/index.html");
 
+/// The OpenAPI tag of the panel's routes; their errors answer in the Lite envelope, the
+/// family their unprefixed paths fall in.
+pub const PANEL_TAG: &str = "panel";
+
 /// The panel's routes.
 #[rustfmt::skip]
 pub fn routes() -> Vec<Route> {
     vec![
-        get("/").raw("text/html; charset=utf-8")
+        get("/").raw("text/html; charset=utf-8").tag(PANEL_TAG)
             .to_out("The web panel", index),
-        get("/assets/{name}").raw("text/*")
+        get("/assets/{name}").raw("text/*").tag(PANEL_TAG)
             .to_out("The web panel's scripts, styles and vendored chart library", asset),
     ]
 }
