@@ -29,7 +29,15 @@ pub struct NewDocument {
     pub json: String,
     /// An automatic backup (pruned to the newest `AUTO_BACKUPS_KEPT` per device).
     pub is_auto: bool,
+    /// How the caller's family spells the name and document fields, for validation errors:
+    /// [`FULL_FIELDS`] or [`LITE_FIELDS`].
+    pub fields: (&'static str, &'static str),
 }
+
+/// `/v1`'s names for a backup's name and document.
+pub const FULL_FIELDS: (&str, &str) = ("config_name", "config_data");
+/// Lite's names for a backup's name and document.
+pub const LITE_FIELDS: (&str, &str) = ("name", "config");
 
 /// The internal id of the device a backup call names: the caller's own device for a device key
 /// (naming another one is 404), else the user's device with that public id. Errors: 404.
@@ -53,12 +61,10 @@ fn backup_id(id: &str) -> ApiResult<i64> {
 /// Stores a document. Returns the backup (without its document). Errors: 422 (name, document),
 /// 404 (device), 403 `QUOTA_EXCEEDED` (storage).
 pub fn create(cx: &Cx, who: Owner, doc: NewDocument) -> ApiResult<Backup> {
-    let name = crate::domain::text::name("config_name", &doc.name, MAX_BACKUP_NAME)?;
+    let (name_field, doc_field) = doc.fields;
+    let name = crate::domain::text::name(name_field, &doc.name, MAX_BACKUP_NAME)?;
     if doc.json.trim() == "null" {
-        return Err(ApiError::invalid(
-            "config_data",
-            "a JSON document is required",
-        ));
+        return Err(ApiError::invalid(doc_field, "a JSON document is required"));
     }
     let device_id = device_of(cx, who, doc.device.as_deref())?;
     let (user_id, is_auto, json) = (who.user_id, doc.is_auto, doc.json);

@@ -4,7 +4,7 @@
 //! 415/422; scopes are enforced; a backup that would pass the storage quota is refused and
 //! stores nothing.
 
-use crate::common::{TestServer, assert_lite_ok, assert_v1_error, assert_v1_ok};
+use crate::common::{TestServer, assert_lite_error, assert_lite_ok, assert_v1_error, assert_v1_ok};
 use crate::ops_util::{db, put_on_plan};
 use crate::queue_util::new_device;
 use serde_json::{Value, json};
@@ -270,7 +270,29 @@ fn bad_backups_are_refused_and_scopes_hold() {
     );
     let long = "n".repeat(101);
     let body = format!(r#"{{"config_name":"{long}","config_data":{{}}}}"#);
-    assert_v1_error(&post(&body), 422, "VALIDATION_FAILED");
+    let r = post(&body);
+    assert_v1_error(&r, 422, "VALIDATION_FAILED");
+    assert!(r.text.contains("config_name"), "{}", r.text);
+    // Lite's errors name Lite's fields.
+    let lite = |body: &str| {
+        let auth = format!("Bearer {token}");
+        let body = Some(("application/json", body.as_bytes().to_vec()));
+        s.call("POST", "/config/backup", &[("Authorization", &auth)], body)
+    };
+    let r = lite(&format!(r#"{{"name":"{long}","config":{{}}}}"#));
+    assert_lite_error(&r, 422, "VALIDATION_FAILED");
+    assert!(
+        r.text.contains("name") && !r.text.contains("config_name"),
+        "{}",
+        r.text
+    );
+    let r = lite(r#"{"name":"x","config":null}"#);
+    assert_lite_error(&r, 422, "VALIDATION_FAILED");
+    assert!(
+        r.text.contains("config") && !r.text.contains("config_data"),
+        "{}",
+        r.text
+    );
     assert_v1_error(
         &post(r#"{"config_name":"x","config_data":{"a":}"#),
         400,

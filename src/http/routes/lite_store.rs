@@ -54,6 +54,7 @@ fn backup(call: &Call, Json(b): Json<LiteBackupBody>) -> ApiResult<BackupId> {
         name: b.name,
         json: b.config.get().to_string(),
         is_auto: b.is_auto,
+        fields: backups::LITE_FIELDS,
     };
     let created = backups::create(&call.cx, owner(call)?, doc)?;
     Ok(BackupId {

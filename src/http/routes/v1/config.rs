@@ -88,6 +88,7 @@ pub fn backup(call: &Call, Json(b): Json<BackupBody>) -> ApiResult<BackupCreated
         name: b.config_name,
         json: b.config_data.get().to_string(),
         is_auto: b.is_auto,
+        fields: backups::FULL_FIELDS,
     };
     let created = backups::create(&call.cx, owner(call)?, doc)?;
     Ok(BackupCreated {
