@@ -11,11 +11,14 @@
 
 use crate::db::effects::{Event, EventKind};
 use crate::error::{ApiError, ApiResult};
+use crate::http::net::sockets::{self, Sockets};
 use crate::http::server::AccessInfo;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// What a stream needs to know, from the route that opened it.
 pub struct StreamSpec {
@@ -48,12 +51,57 @@ pub enum Cmd {
     Close,
 }
 
+/// The write the events thread is in to a stream whose socket it has not found yet (whose send
+/// timeout is still the server's 30 s), so that the watchdog can cut the connection off when
+/// the write blocks: the events thread writes every stream, and a client that stopped reading
+/// must not hold the others' events (docs/events.md, "Ending").
+#[derive(Default)]
+pub struct WriteWatch {
+    /// The stream's peer, and when the write began.
+    now: Mutex<Option<(SocketAddr, Instant)>>,
+}
+
+impl WriteWatch {
+    fn now(&self) -> std::sync::MutexGuard<'_, Option<(SocketAddr, Instant)>> {
+        self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `write`, a write to the connection of `peer`, where the watchdog can see it.
+    pub fn around<T>(&self, peer: SocketAddr, write: impl FnOnce() -> T) -> T {
+        *self.now() = Some((peer, Instant::now()));
+        let r = write();
+        *self.now() = None;
+        r
+    }
+
+    /// For the watchdog: shuts down the connection of a write that has been blocked for longer
+    /// than `after`, which makes the write fail at once. Finding the socket scans the process's
+    /// descriptors (`http::net::sockets`), so this costs something only when a write is stuck.
+    pub fn cut_stalled(&self, sockets: &Sockets, after: Duration) {
+        let stalled = match *self.now() {
+            Some((peer, since)) if since.elapsed() > after => Some(peer),
+            _ => None,
+        };
+        let Some(peer) = stalled else { return };
+        if let Some(fd) = sockets.find(peer) {
+            sockets::shutdown(&fd, Shutdown::Both);
+            log::info!("events: a write to {peer} blocked past {after:?}; connection shut down");
+        }
+        let mut now = self.now();
+        if now.is_some_and(|(p, _)| p == peer) {
+            *now = None;
+        }
+    }
+}
+
 /// The handle every thread shares: the channel to the events thread and the stream counts.
 pub struct EventStreams {
     tx: Sender<Cmd>,
     rx: Mutex<Option<Receiver<Cmd>>>,
     counts: Mutex<HashMap<i64, usize>>,
     closed: AtomicBool,
+    /// The events thread's write in progress to a stream whose socket is not known yet.
+    pub watch: Arc<WriteWatch>,
 }
 
 impl Default for EventStreams {
@@ -64,6 +112,7 @@ impl Default for EventStreams {
             rx: Mutex::new(Some(rx)),
             counts: Mutex::default(),
             closed: AtomicBool::new(false),
+            watch: Arc::default(),
         }
     }
 }
@@ -139,5 +188,58 @@ impl EventStreams {
         if !self.closed.swap(true, Ordering::SeqCst) {
             let _ = self.tx.send(Cmd::Close);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn the_watchdog_cuts_off_a_write_that_blocks() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (mut accepted, peer) = listener.accept().expect("accept");
+        let sockets = Sockets::new(Some(port));
+        assert!(sockets.usable(), "pidfd_open failed: needs Linux 5.6");
+        let watch = Arc::new(WriteWatch::default());
+        let w = watch.clone();
+        // The client never reads: the writes block once both socket buffers are full.
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 << 10];
+            w.around(peer, || {
+                loop {
+                    if let Err(e) = accepted.write_all(&chunk) {
+                        return e;
+                    }
+                }
+            })
+        });
+        // Nothing to cut while the write is young.
+        watch.cut_stalled(&sockets, Duration::from_secs(3600));
+        assert!(!writer.is_finished());
+        let t0 = Instant::now();
+        while !writer.is_finished() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the write was not cut off"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            watch.cut_stalled(&sockets, Duration::from_millis(500));
+        }
+        let e = writer.join().expect("writer thread");
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::NotConnected
+                    | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e:?}"
+        );
+        assert!(watch.now().is_none());
     }
 }

@@ -13,6 +13,17 @@
 //! of events costs each stream one write system call, and a lone event is flushed at once). A
 //! stream whose write fails, or whose flush blocks longer than `EVENT_SLOW_WRITE` (a client
 //! that stopped reading), is ended; its client resumes with `Last-Event-ID`.
+//!
+//! A write to a client that stopped reading blocks until the socket's send timeout, and this
+//! thread writes every stream: the server's 30 s would hold every other user's events that
+//! long. So every [`CHECK_EVERY`] while streams are open, the thread looks after their sockets
+//! (found through `http::net::sockets`: one `/proc/self/fd` scan for all the streams opened
+//! since the last check, then kept): a new stream's socket gets `EVENT_SLOW_WRITE` as its
+//! `SO_SNDTIMEO`, and a stream whose client has closed its end (`poll` reports `POLLRDHUP`,
+//! `POLLHUP` or `POLLERR`) is ended then, so that it gives back its place under the per-user
+//! cap. Until its socket is found, each write to a stream is announced in
+//! `http::events::WriteWatch`, where the watchdog cuts the connection off once the write has
+//! blocked for `EVENT_SLOW_WRITE`.
 
 use crate::crypto::random_bytes;
 use crate::db::effects::EventKind;
@@ -20,15 +31,25 @@ use crate::domain::Cx;
 use crate::domain::callers::{self, Caller};
 use crate::domain::policy::{EVENT_BUFFER_BYTES, EVENT_RETRY_MS, EVENT_SLOW_WRITE};
 use crate::http::app::App;
-use crate::http::events::{Cmd, Opening};
+use crate::http::events::{Cmd, Opening, WriteWatch};
 use crate::http::server::AccessInfo;
 use crate::state::events::{EventLog, Frame};
+use rustix::event::{PollFd, PollFlags};
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often, while streams are open, new streams' sockets are looked up (one scan of the
+/// process's descriptors for all of them) and every stream's socket is polled for a closed peer.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// Checks in a row that do not find a stream's socket before the stream is taken for closed:
+/// a connection that is no longer connected (reset by its client) has no peer to match.
+const MAX_MISSES: u8 = 2;
 
 /// One open stream.
 struct Stream {
@@ -44,18 +65,39 @@ struct Stream {
     bytes: usize,
     /// Written since the last flush.
     dirty: bool,
+    /// The connection's peer, to find its socket by.
+    peer: Option<SocketAddr>,
+    /// A duplicate of the connection's socket once found (`None` before the next check, or
+    /// where sockets cannot be found: a Unix-socket listener, a kernel before 5.6).
+    sock: Option<OwnedFd>,
+    /// Where writes are announced until the socket is found.
+    watch: Arc<WriteWatch>,
+    /// Checks that did not find the socket.
+    misses: u8,
 }
 
 impl Stream {
+    /// Runs `f` on the writer; while the socket is not found, where the watchdog sees it.
+    fn io(&mut self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+        let w: &mut dyn Write = &mut self.w;
+        match (&self.sock, self.peer) {
+            (None, Some(peer)) => self.watch.around(peer, || f(w)),
+            _ => f(w),
+        }
+    }
+
     /// Writes `data` as one chunk (not yet flushed). Errors: the client is gone.
     fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        if self.chunked {
-            write!(self.w, "{:x}\r\n", data.len())?;
-            self.w.write_all(data)?;
-            self.w.write_all(b"\r\n")?;
-        } else {
-            self.w.write_all(data)?;
-        }
+        let chunked = self.chunked;
+        self.io(|w| {
+            if chunked {
+                write!(w, "{:x}\r\n", data.len())?;
+                w.write_all(data)?;
+                w.write_all(b"\r\n")
+            } else {
+                w.write_all(data)
+            }
+        })?;
         self.bytes += data.len();
         self.dirty = true;
         Ok(())
@@ -69,7 +111,7 @@ impl Stream {
         }
         self.dirty = false;
         let t0 = Instant::now();
-        self.w.flush()?;
+        self.io(|w| w.flush())?;
         if t0.elapsed() > EVENT_SLOW_WRITE {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -90,6 +132,10 @@ struct Hub {
     streams: HashMap<i64, Vec<Stream>>,
     /// Users whose streams were written to since the last flush.
     dirty: Vec<i64>,
+    /// Streams were opened since the last check whose sockets are still to be found.
+    unfound: bool,
+    /// When the streams' sockets were last checked.
+    checked: Instant,
 }
 
 /// Commands handled before the streams written to are flushed: under a burst of events (a
@@ -117,11 +163,17 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
                 log: EventLog::new(epoch, cfg.event_buffer_frames, EVENT_BUFFER_BYTES),
                 streams: HashMap::new(),
                 dirty: Vec::new(),
+                unfound: false,
+                checked: Instant::now(),
             };
             let every = cfg.event_ping;
             let mut next_ping = Instant::now() + every;
             loop {
-                let wait = next_ping.saturating_duration_since(Instant::now());
+                let mut wait = next_ping.saturating_duration_since(Instant::now());
+                if !hub.streams.is_empty() {
+                    let check = hub.checked + CHECK_EVERY;
+                    wait = wait.min(check.saturating_duration_since(Instant::now()));
+                }
                 let mut cmd = rx.recv_timeout(wait);
                 for _ in 0..BATCH {
                     if matches!(cmd, Ok(Cmd::Close) | Err(RecvTimeoutError::Disconnected)) {
@@ -139,11 +191,13 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
                             Ok(Cmd::Open(o)) => hub.open(&app, *o),
                             Ok(Cmd::Recheck(user)) => hub.recheck(&app, &cx, Some(user)),
                             Ok(Cmd::Close) | Err(RecvTimeoutError::Disconnected) => {}
-                            Err(RecvTimeoutError::Timeout) => {
+                            // A wake-up for the socket check comes before the ping is due.
+                            Err(RecvTimeoutError::Timeout) if Instant::now() >= next_ping => {
                                 hub.recheck(&app, &cx, None);
                                 hub.ping(&app);
                                 next_ping = Instant::now() + every;
                             }
+                            Err(RecvTimeoutError::Timeout) => {}
                         }));
                     if let Err(p) = step {
                         log::error!("events thread: {}", crate::db::panic_text(&p));
@@ -154,6 +208,7 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
                     }
                 }
                 hub.flush(&app);
+                hub.check_sockets(&app);
             }
         })
 }
@@ -217,10 +272,10 @@ impl Hub {
     fn open(&mut self, app: &App, o: Opening) {
         let Opening { raw, info, spec } = o;
         let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
-        let mut w = raw.into_writer();
-        let started = w
-            .write_all(head(&info, chunked).as_bytes())
-            .and_then(|_| w.flush());
+        let peer = raw.remote_addr().copied();
+        self.unfound |= peer.is_some() && app.net.sockets.usable();
+        let w = raw.into_writer();
+        let head = head(&info, chunked);
         let resume = self.log.resume(spec.user_id, spec.last_event_id.as_deref());
         let mut s = Stream {
             user_id: spec.user_id,
@@ -232,7 +287,12 @@ impl Hub {
             info,
             bytes: 0,
             dirty: false,
+            peer,
+            sock: None,
+            watch: app.events.watch.clone(),
+            misses: 0,
         };
+        let started = s.io(|w| w.write_all(head.as_bytes()).and_then(|_| w.flush()));
         let mut sent =
             started.and_then(|_| s.send(format!("retry: {EVENT_RETRY_MS}\n\n").as_bytes()));
         if let Some(lost) = &resume.lost {
@@ -247,6 +307,46 @@ impl Hub {
         match sent {
             Ok(()) => self.streams.entry(s.user_id).or_default().push(s),
             Err(e) => end(app, s, Some(e)),
+        }
+    }
+
+    /// At most once every [`CHECK_EVERY`]: finds the sockets of the streams opened since the
+    /// last check and gives them `EVENT_SLOW_WRITE` as their send timeout, then ends the streams
+    /// whose client has closed its end of the connection.
+    fn check_sockets(&mut self, app: &App) {
+        if self.streams.is_empty() || self.checked.elapsed() < CHECK_EVERY {
+            return;
+        }
+        self.checked = Instant::now();
+        if std::mem::take(&mut self.unfound) {
+            let new = self.streams.values().flatten().filter(|s| s.sock.is_none());
+            let peers: Vec<SocketAddr> = new.filter_map(|s| s.peer).collect();
+            let mut found = app.net.sockets.find_many(&peers);
+            for s in self.streams.values_mut().flatten() {
+                let Some(peer) = s.peer.filter(|_| s.sock.is_none()) else {
+                    continue;
+                };
+                let Some(fd) = found.remove(&peer) else {
+                    // Reset or closed already (no longer connected), or a scan that failed:
+                    // looked for again at the next check, and ended after `MAX_MISSES`.
+                    s.misses += 1;
+                    self.unfound = true;
+                    continue;
+                };
+                let r = socket2::SockRef::from(&fd).set_write_timeout(Some(EVENT_SLOW_WRITE));
+                if let Err(e) = r {
+                    log::debug!("events: cannot set a stream's send timeout: {e}");
+                }
+                s.sock = Some(fd);
+            }
+        }
+        let users: Vec<i64> = self.streams.keys().copied().collect();
+        for u in users {
+            let gone = match self.streams.get(&u) {
+                Some(list) => closed(list),
+                None => continue,
+            };
+            self.drop_streams(app, u, gone);
         }
     }
 
@@ -318,11 +418,47 @@ impl Hub {
     }
 }
 
+/// The streams of `list` whose client has closed its end, or whose socket was not found in
+/// [`MAX_MISSES`] checks (indexes, ascending), as `drop_streams` takes them.
+fn closed(list: &[Stream]) -> Vec<(usize, Option<std::io::Error>)> {
+    let gone = || {
+        std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the client closed the stream",
+        )
+    };
+    let lost = (0..list.len()).filter(|&i| list[i].misses >= MAX_MISSES);
+    let known: Vec<usize> = (0..list.len())
+        .filter(|&i| list[i].sock.is_some())
+        .collect();
+    let mut fds: Vec<PollFd> = known
+        .iter()
+        .filter_map(|&i| list[i].sock.as_ref())
+        .map(|fd| PollFd::new(fd, PollFlags::RDHUP))
+        .collect();
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if rustix::event::poll(&mut fds, Some(&zero)).unwrap_or(0) == 0 {
+        return lost.map(|i| (i, Some(gone()))).collect();
+    }
+    let hung_up = PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
+    let closed = known
+        .iter()
+        .zip(&fds)
+        .filter(|(_, p)| p.revents().intersects(hung_up))
+        .map(|(&i, _)| i);
+    let mut all: Vec<usize> = closed.chain(lost).collect();
+    all.sort_unstable();
+    all.into_iter().map(|i| (i, Some(gone()))).collect()
+}
+
 /// Ends a stream: the last chunk (unless its connection failed), its place under the user's
 /// cap, its count in the metrics and its access-log line.
 fn end(app: &App, mut s: Stream, failed: Option<std::io::Error>) {
     if failed.is_none() && s.chunked {
-        let _ = s.w.write_all(b"0\r\n\r\n").and_then(|_| s.w.flush());
+        let _ = s.io(|w| w.write_all(b"0\r\n\r\n").and_then(|_| w.flush()));
     }
     app.events.release(s.user_id);
     // Counted when it ends, with its whole duration (as a long-poll's wait is).

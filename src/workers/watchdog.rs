@@ -1,5 +1,6 @@
-//! The `ccjk-watchdog` thread: cuts off expired body reads, and gets a thread for connections
-//! that tiny_http's connection pool left without one.
+//! The `ccjk-watchdog` thread: cuts off expired body reads and event-stream writes that block
+//! (`http::events::WriteWatch`), and gets a thread for connections that tiny_http's connection
+//! pool left without one.
 //!
 //! tiny_http 0.12 gives each connection to a thread of its pool (`TaskPool::spawn`). When it
 //! believes a thread is idle it queues the connection and wakes one; otherwise it starts a new
@@ -38,6 +39,7 @@
 //! moment can make a round stop early or send one sentinel too many, which the next round
 //! corrects.
 
+use crate::domain::policy::EVENT_SLOW_WRITE;
 use crate::http::app::App;
 use crate::workers::Stop;
 use std::io::{self, Read, Write};
@@ -108,6 +110,9 @@ pub fn spawn(app: Arc<App>, target: Target, stop: &Stop) -> io::Result<JoinHandl
             while stop.sleep(every) {
                 app.net.bodies.reap(&app.net.sockets);
                 app.net.reap_lingering();
+                app.events
+                    .watch
+                    .cut_stalled(&app.net.sockets, EVENT_SLOW_WRITE);
                 if !sentinels {
                     continue;
                 }

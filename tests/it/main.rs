@@ -11,6 +11,7 @@ mod control_daemon;
 mod crash;
 mod envelope;
 mod events;
+mod events_stalls;
 mod families;
 mod holes;
 mod hostile;
