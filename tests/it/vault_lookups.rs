@@ -147,6 +147,49 @@ fn indexed_fields_get_an_index_that_goes_with_them() {
 }
 
 #[test]
+fn another_users_many_indexed_props_never_refuse_mine() {
+    let s = TestServer::start();
+    let (hog, _, _) = s.register("hog@example.com");
+    let (mine, _, _) = s.register("mine@example.com");
+    let indexes = || {
+        count(
+            &s,
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'accounts_prop_%'",
+        )
+    };
+    // 9 sites of 8 indexed props each: 72 props, past the server's 64 indexes.
+    for site_no in 0..9 {
+        let fields: Vec<Value> = (0..8)
+            .map(|f| json!({"name": format!("p{site_no}_{f}"), "type": "string", "indexed": true}))
+            .collect();
+        site(
+            &s,
+            &hog,
+            json!({"key": format!("s{site_no}"), "fields": fields}),
+        );
+    }
+    assert_eq!(indexes(), 64);
+    // Mine is accepted, and as the prop of two users it takes an index from the hog's.
+    let mine_fields = json!([{"name": "region", "type": "string", "indexed": true}]);
+    site(&s, &mine, json!({"key": "m", "fields": mine_fields}));
+    site(&s, &hog, json!({"key": "h", "fields": mine_fields}));
+    assert_eq!(indexes(), 64);
+    let region = count(
+        &s,
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'accounts_prop_region%'",
+    );
+    assert_eq!(region, 1);
+    let eu = account(&s, &mine, "m", json!({"props": {"region": "eu"}}));
+    account(&s, &mine, "m", json!({"props": {"region": "us"}}));
+    let found = assert_v1_ok(&s.get("/v1/accounts?prop.region=eu", Some(&mine)), 200);
+    assert_eq!(ids(&found), vec![id(&eu)]);
+    // A prop left without an index is still found.
+    let hog_acct = account(&s, &hog, "s8", json!({"props": {"p8_7": "x"}}));
+    let found = assert_v1_ok(&s.get("/v1/accounts?prop.p8_7=x", Some(&hog)), 200);
+    assert_eq!(ids(&found), vec![id(&hog_acct)]);
+}
+
+#[test]
 fn one_active_account_per_site_and_the_cascades() {
     let s = TestServer::start();
     let (t, _, _) = s.register("active@example.com");

@@ -297,10 +297,13 @@ pub fn prop_index_name(field: &str) -> String {
 pub const STATIC_INDEXED: [&str; 2] = ["token", "expiresAt"];
 
 /// The prop indexes the fields ask for (every `indexed` field of any site, but the static
-/// ones): index name → field.
+/// ones), those marked by the most users first, then by name: index name → field.
 pub fn wanted_prop_indexes(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let fields: Vec<String> = c
-        .prepare_cached("SELECT DISTINCT field FROM site_fields WHERE indexed = 1")?
+        .prepare_cached(
+            "SELECT field FROM site_fields WHERE indexed = 1 \
+             GROUP BY field ORDER BY count(DISTINCT user_id) DESC, field",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(fields

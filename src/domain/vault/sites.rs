@@ -117,16 +117,13 @@ pub fn schema_of(c: &rusqlite::Connection, user_id: i64, key: &str) -> ApiResult
     Schema::from_rows(&db::fields(c, user_id, key)?)
 }
 
-/// Creates and drops the server-managed prop indexes so that exactly the props some site
-/// marks `indexed` have one. Errors: 422 if that would exceed `VAULT_MAX_PROP_INDEXES`.
+/// Creates and drops the server-managed prop indexes so that the props some site marks
+/// `indexed` have one: at most `VAULT_MAX_PROP_INDEXES`, those marked by the most users first
+/// (then by name). A prop past the cap is still found, by reading the caller's accounts, so
+/// one user's many indexed props never make another user's site write fail.
 pub fn sync_indexes(tx: &Tx) -> ApiResult<()> {
-    let wanted = db::wanted_prop_indexes(tx)?;
-    if wanted.len() > VAULT_MAX_PROP_INDEXES {
-        return Err(ApiError::invalid(
-            "fields",
-            format!("the server keeps at most {VAULT_MAX_PROP_INDEXES} indexed props in all"),
-        ));
-    }
+    let mut wanted = db::wanted_prop_indexes(tx)?;
+    wanted.truncate(VAULT_MAX_PROP_INDEXES);
     let have = db::existing_prop_indexes(tx)?;
     for (name, field) in &wanted {
         if !have.contains(name) {
