@@ -317,6 +317,9 @@ pub fn run(a: &Args) -> Result<Value, String> {
             let v = measured("events", &["", "fleet_with_streams"], &mut invalid, || {
                 events::run(a.server, pid, &s, &p, &fp, tck)
             });
+            if let Some(why) = v["failed"].as_str() {
+                failures.push(format!("events: {why}"));
+            }
             out.insert("events".into(), v);
             peak("events");
         }

@@ -370,6 +370,8 @@ pub fn print(v: &Value) {
     let ev = &v["events"];
     if let Some(why) = ev["skipped"].as_str() {
         t.row("events", "skipped", why.into(), "", "");
+    } else if let Some(why) = ev["failed"].as_str() {
+        t.row("events", "failed", why.into(), "", "FAIL");
     } else if !ev.is_null() {
         let inc = f(&ev["rss_increase_kb"]);
         t.row(

@@ -3,7 +3,7 @@
 //! then pre-formats every device's requests so the phases only copy bytes.
 
 use crate::client::{self, Conn};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -134,6 +134,22 @@ pub fn run(addr: SocketAddr, users: usize, per_user: usize) -> Result<Setup, Str
         seconds: start.elapsed().as_secs_f64(),
         missing: None,
     })
+}
+
+/// One more device for user `user` (its index in `Setup::users`), named `name`.
+pub fn new_device(
+    addr: SocketAddr,
+    users: &[User],
+    user: usize,
+    name: &str,
+) -> Result<Device, String> {
+    let token = &users.get(user).ok_or("no such user")?.token;
+    let mut c = Conn::new(addr, Duration::from_secs(10));
+    let body = json!({ "name": name }).to_string();
+    let status = c
+        .request(&client::post("/v1/devices", Some(token), &body))
+        .map_err(|e| e.to_string())?;
+    device(&c, status, user)
 }
 
 fn device(c: &Conn, status: u16, user: usize) -> Result<Device, String> {
