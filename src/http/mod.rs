@@ -300,6 +300,11 @@ impl Reply {
 /// vault lookup value (`prop.<name>`, which may be a secret looked up through the blind index).
 /// Names are compared after percent-decoding (`device%5Fkey` is `device_key`).
 pub fn redact_url(url: &str) -> String {
+    // Most URLs have nothing to redact: no query, nothing percent-encoded, and no segment that
+    // could start with a credential prefix (all begin with `cc`).
+    if !url.contains(['?', '%']) && !url.contains("/cc") {
+        return url.to_string();
+    }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     use crate::crypto::{
         API_KEY_PREFIX, APP_PREFIX, DEVICE_PREFIX, REFRESH_PREFIX, SESSION_PREFIX,
@@ -412,6 +417,9 @@ mod tests {
             "/apps/tokens/REDACTED"
         );
         assert_eq!(redact_url("/kv/account"), "/kv/account");
+        // Without a query or an escape, a credential segment is still found.
+        assert_eq!(redact_url("/apps/tokens/cca_0123"), "/apps/tokens/REDACTED");
+        assert_eq!(redact_url("/v1/devices/ccjk_1/x"), "/v1/devices/REDACTED/x");
         assert_eq!(
             redact_url("/auth/verify?device%5Fkey=ccjk_x&Token=y"),
             "/auth/verify?device%5Fkey=REDACTED&Token=REDACTED"
