@@ -97,13 +97,15 @@ fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> 
 
 /// Opens `n` streams for each of `tokens`, retrying a refusal (a place under the per-user cap
 /// is freed only once the server has noticed that an earlier stream closed) until `within`.
+/// Returns the streams and how many attempts were refused or failed.
 fn open_many(
     addr: SocketAddr,
     tokens: &[String],
     n: usize,
     stop: &Arc<AtomicBool>,
     within: Duration,
-) -> Vec<Stream> {
+) -> (Vec<Stream>, u64) {
+    let mut refused = 0;
     let deadline = Instant::now() + within;
     let mut out = Vec::with_capacity(n * tokens.len());
     let mut open_per: Vec<usize> = vec![0; tokens.len()];
@@ -117,7 +119,10 @@ fn open_many(
                         open_per[i] += 1;
                         progress = true;
                     }
-                    None => break,
+                    None => {
+                        refused += 1;
+                        break;
+                    }
                 }
             }
         }
@@ -125,7 +130,7 @@ fn open_many(
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    out
+    (out, refused)
 }
 
 /// Ends the streams and collects what each saw.
@@ -178,7 +183,7 @@ pub fn run(
     let before = procfs::mem(pid).unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let t_open = Instant::now();
-    let streams = open_many(
+    let (streams, refused) = open_many(
         addr,
         std::slice::from_ref(&user.token),
         p.streams,
@@ -310,7 +315,7 @@ pub fn run(
     let tokens: Vec<String> = setup.users.iter().map(|u| u.token.clone()).collect();
     // The server notices the 1,000 closed streams within about half a second (its socket
     // check); the 20 s bound is for a server that does not find sockets.
-    let few = open_many(
+    let (few, few_refused) = open_many(
         addr,
         &tokens,
         p.fleet_streams_per_user,
@@ -323,6 +328,8 @@ pub fn run(
     let mut v = json!({
         "streams": p.streams,
         "streams_open": opened,
+        "stream_opens_refused": refused,
+        "fleet_stream_opens_refused": few_refused,
         "open_seconds": r1(open_secs),
         "server_rss_kb_before": before.rss_kb,
         "server_rss_kb_with_streams": with.rss_kb,

@@ -446,6 +446,16 @@ pub fn print(v: &Value) {
             "p99 ≤ 20 ms",
             verdict(f(&fw["dispatch"]["p99_us"]).map(|p| p <= 20000.0)),
         );
+        t.row(
+            "events",
+            "stream opens refused (429 or no head), retried",
+            format!(
+                "{} opening {}, {} opening the fleet's",
+                ev["stream_opens_refused"], ev["streams"], ev["fleet_stream_opens_refused"]
+            ),
+            "",
+            "",
+        );
     }
     closed_rows(&mut t, &v["closed"]);
     let i = &v["idle"];
