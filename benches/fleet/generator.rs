@@ -58,7 +58,16 @@ fn secs(a: &Args, full: f64, quick: f64) -> Duration {
     Duration::from_secs_f64(if a.quick { quick } else { full })
 }
 
+/// Panics on the generator's threads since it started. A panicked client thread's requests are
+/// missing from every count, so any panic fails the run.
+static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub fn run(a: &Args) -> Result<Value, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hook(info);
+    }));
     let tck = procfs::clk_tck();
     let pid = a.server_pid.as_str();
     let want = |p: &str| a.phases.iter().any(|x| x == p);
@@ -385,6 +394,13 @@ pub fn run(a: &Args) -> Result<Value, String> {
             ));
         }
     }
+    let panics = PANICS.load(std::sync::atomic::Ordering::Relaxed);
+    if panics > 0 {
+        failures.push(format!(
+            "{panics} generator threads panicked (their requests are missing from the counts)"
+        ));
+    }
+    out.insert("generator_panics".into(), json!(panics));
     out.insert("valid".into(), json!(invalid.is_empty()));
     out.insert("invalid_reasons".into(), json!(invalid));
     out.insert("failures".into(), json!(failures));
