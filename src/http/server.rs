@@ -95,7 +95,7 @@ pub struct AccessInfo {
     /// The matched route's index in the table (`None`: no route), for the metrics.
     pub(crate) route: Option<usize>,
     /// Where the finished request is counted.
-    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A new request id: a per-process random prefix and a counter.
@@ -153,14 +153,12 @@ fn response(
 /// Counts a request in the metrics as its answer is handed to the socket (before the write, so
 /// a client that sends its next request at once finds this one counted).
 fn count(info: &AccessInfo, reply: &Reply) {
-    if let Some(m) = &info.metrics {
-        m.observe(
-            info.route,
-            &info.method,
-            reply.status,
-            info.started.elapsed(),
-        );
-    }
+    info.metrics.observe(
+        info.route,
+        &info.method,
+        reply.status,
+        info.started.elapsed(),
+    );
 }
 
 /// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
@@ -342,7 +340,7 @@ fn serve(
         ip: client_ip(&raw, cfg.trusted_proxy),
         request_id: next_request_id(),
         route: None,
-        metrics: Some(app.metrics.clone()),
+        metrics: app.metrics.clone(),
     };
     let headers = raw
         .headers()

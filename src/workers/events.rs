@@ -462,9 +462,9 @@ fn end(app: &App, mut s: Stream, failed: Option<std::io::Error>) {
     }
     app.events.release(s.user_id);
     // Counted when it ends, with its whole duration (as a long-poll's wait is).
-    if let Some(m) = &s.info.metrics {
-        m.observe(s.info.route, &s.info.method, 200, s.info.started.elapsed());
-    }
+    let info = &s.info;
+    info.metrics
+        .observe(info.route, &info.method, 200, info.started.elapsed());
     log::info!(
         target: "access",
         "{} \"{} {}\" 200 {} {:.1}s rid={} stream{}",
