@@ -51,10 +51,10 @@ pub enum Cmd {
     Close,
 }
 
-/// The write the events thread is in to a stream whose socket it has not found yet (whose send
-/// timeout is still the server's 30 s), so that the watchdog can cut the connection off when
-/// the write blocks: the events thread writes every stream, and a client that stopped reading
-/// must not hold the others' events (docs/events.md, "Ending").
+/// The write the events thread is in, so that the watchdog can cut the connection off when the
+/// write lasts too long: the events thread writes every stream, and a client that stopped
+/// reading (before its socket is found, its send timeout is the server's 30 s) or reads a little
+/// at a time must not hold the others' events (docs/events.md, "Ending").
 #[derive(Default)]
 pub struct WriteWatch {
     /// The stream's peer, and when the write began.
@@ -100,7 +100,7 @@ pub struct EventStreams {
     rx: Mutex<Option<Receiver<Cmd>>>,
     counts: Mutex<HashMap<i64, usize>>,
     closed: AtomicBool,
-    /// The events thread's write in progress to a stream whose socket is not known yet.
+    /// The events thread's write in progress.
     pub watch: Arc<WriteWatch>,
 }
 

@@ -21,9 +21,10 @@
 //! since the last check, then kept): a new stream's socket gets `EVENT_SLOW_WRITE` as its
 //! `SO_SNDTIMEO`, and a stream whose client has closed its end (`poll` reports `POLLRDHUP`,
 //! `POLLHUP` or `POLLERR`) is ended then, so that it gives back its place under the per-user
-//! cap. Until its socket is found, each write to a stream is announced in
-//! `http::events::WriteWatch`, where the watchdog cuts the connection off once the write has
-//! blocked for `EVENT_SLOW_WRITE`.
+//! cap. Each write to a stream is also announced in `http::events::WriteWatch`, where the
+//! watchdog cuts the connection off once the write has lasted `EVENT_SLOW_WRITE`: before the
+//! socket is found, and for a client that reads a little at a time, which the per-call send
+//! timeout does not stop.
 
 use crate::crypto::random_bytes;
 use crate::db::effects::EventKind;
@@ -70,19 +71,21 @@ struct Stream {
     /// A duplicate of the connection's socket once found (`None` before the next check, or
     /// where sockets cannot be found: a Unix-socket listener, a kernel before 5.6).
     sock: Option<OwnedFd>,
-    /// Where writes are announced until the socket is found.
+    /// Where writes are announced, for the watchdog.
     watch: Arc<WriteWatch>,
     /// Checks that did not find the socket.
     misses: u8,
 }
 
 impl Stream {
-    /// Runs `f` on the writer; while the socket is not found, where the watchdog sees it.
+    /// Runs `f` on the writer where the watchdog sees it. The send timeout alone does not
+    /// bound a write: it is per system call, and a client that reads a little at a time lets
+    /// each call make some progress.
     fn io(&mut self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
         let w: &mut dyn Write = &mut self.w;
-        match (&self.sock, self.peer) {
-            (None, Some(peer)) => self.watch.around(peer, || f(w)),
-            _ => f(w),
+        match self.peer {
+            Some(peer) => self.watch.around(peer, || f(w)),
+            None => f(w),
         }
     }
 
