@@ -66,6 +66,10 @@ fn port(field: &str, v: Option<i64>) -> ApiResult<Option<i64>> {
     }
 }
 
+/// The scope an API key needs, besides `user:write`, to set a config: a configured address may
+/// mail commands to the devices the config covers.
+pub const COMMAND_SCOPE: &str = "task:create";
+
 /// The device a request names, inside the user's data: `None` for the account's config.
 /// Errors: 404.
 fn device_of(cx: &Cx, user_id: i64, name: Option<&str>) -> ApiResult<Option<i64>> {

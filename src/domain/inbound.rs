@@ -327,6 +327,23 @@ fn accept(
     })
 }
 
+/// The devices a sender may command (README "Walk-through: a command by e-mail").
+enum Reach {
+    /// The account's login address, or an address configured for the account itself.
+    All,
+    /// An address configured only for these devices.
+    Devices(Vec<i64>),
+}
+
+impl Reach {
+    fn allows(&self, device_id: i64) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::Devices(ds) => ds.contains(&device_id),
+        }
+    }
+}
+
 /// Resolves sender, device and command and creates the task; `Err(reason)` for a rejection.
 /// Fills in the record's user and device as far as they were found.
 fn decide(
@@ -337,10 +354,10 @@ fn decide(
     subject: Option<&str>,
     body: &Option<String>,
 ) -> ApiResult<Result<String, String>> {
-    let (user_id, config_device) = match text::email(from) {
+    let (user_id, reach) = match text::email(from) {
         Err(_) => return Ok(Err("unknown_sender".into())),
         Ok(addr) => match inbound::active_user_by_email(tx, &addr)? {
-            Some(u) => (u, None),
+            Some(u) => (u, Reach::All),
             None => {
                 let owners = email_configs::owners_of(tx, &addr)?;
                 let mut users: Vec<i64> = owners.iter().map(|(u, _)| *u).collect();
@@ -348,16 +365,10 @@ fn decide(
                 match users.as_slice() {
                     [] => return Ok(Err("unknown_sender".into())),
                     [u] if inbound::is_active_user(tx, *u)? => {
-                        let devices: Vec<i64> = owners.iter().filter_map(|(_, d)| *d).collect();
-                        let own = owners.iter().any(|(_, d)| d.is_none());
-                        (
-                            *u,
-                            if !own && devices.len() == 1 {
-                                Some(devices[0])
-                            } else {
-                                None
-                            },
-                        )
+                        // The account's own config reaches every device; a device's config
+                        // reaches that device only.
+                        let devices: Option<Vec<i64>> = owners.iter().map(|(_, d)| *d).collect();
+                        (*u, devices.map_or(Reach::All, Reach::Devices))
                     }
                     [_] => return Ok(Err("unknown_sender".into())),
                     _ => return Ok(Err("ambiguous_sender".into())),
@@ -369,11 +380,16 @@ fn decide(
     let Some(target) = subject.and_then(subject_target) else {
         return Ok(Err("no_prefix".into()));
     };
-    let device_id = match target {
-        None => config_device,
-        Some(name) => match inbound::devices_named(tx, user_id, &name)?.as_slice() {
-            [] => return Ok(Err("unknown_device".into())),
+    let device_id = match (target, &reach) {
+        (None, Reach::All) => None,
+        (None, Reach::Devices(ds)) => match ds.as_slice() {
             [d] => Some(*d),
+            _ => return Ok(Err("ambiguous_device".into())),
+        },
+        (Some(name), _) => match inbound::devices_named(tx, user_id, &name)?.as_slice() {
+            // A device the sender may not command answers as one that does not exist.
+            [d] if reach.allows(*d) => Some(*d),
+            [_] | [] => return Ok(Err("unknown_device".into())),
             _ => return Ok(Err("ambiguous_device".into())),
         },
     };

@@ -340,3 +340,98 @@ fn the_webhook_is_limited_per_sender() {
     );
     assert_eq!(d["duplicate"], json!(false), "{d}");
 }
+
+/// Who may command which device by mail: an address configured for devices reaches those
+/// devices only (another device, named, answers as unknown; two of them unnamed are
+/// ambiguous), and a device key's Lite config is its own device's.
+#[test]
+fn a_device_address_reaches_its_own_devices_only() {
+    let s = TestServer::start_with(|c| c.inbound_secrets = vec![SECRET.into()]);
+    let (token, _, _) = s.register("owner@example.com");
+    let (laptop, laptop_key) = new_device(&s, &token, "laptop");
+    let (server, _) = new_device(&s, &token, "server");
+    let (build, _) = new_device(&s, &token, "build");
+    let deliver = |from: &str, subject: &str, id: &str| {
+        let r = post_signed(
+            &s,
+            "/email/incoming",
+            &mail(from, subject, "id", id),
+            SECRET,
+            None,
+        );
+        assert_lite_ok(&r)
+    };
+    let device_of = |d: &Value| -> Value {
+        let id = d["task_id"].as_str().expect("a task");
+        assert_v1_ok(&s.get(&format!("/v1/tasks/{id}"), Some(&token)), 200)["task"]["device_id"]
+            .clone()
+    };
+
+    // The laptop's key sets the laptop's address through Lite.
+    let body = json!({"email": "laptop@corp.example"})
+        .to_string()
+        .into_bytes();
+    let r = s.call(
+        "POST",
+        "/email/config",
+        &[("X-Device-Key", &laptop_key)],
+        Some(("application/json", body)),
+    );
+    assert_eq!(assert_lite_ok(&r)["device_id"], json!(laptop));
+    let d = deliver("laptop@corp.example", "[CCJK] go", "<a1@x>");
+    assert_eq!(device_of(&d), json!(laptop));
+    let d = deliver("laptop@corp.example", "[CCJK:server] go", "<a2@x>");
+    assert_eq!(d["accepted"], json!(false), "{d}");
+
+    // One address on two devices: either may be named, the third may not, none is ambiguous.
+    for dev in [&server, &build] {
+        let body = json!({"device_id": dev, "email_address": "ops@corp.example"});
+        assert_v1_ok(&s.post_json("/v1/email/config", Some(&token), body), 200);
+    }
+    let d = deliver("ops@corp.example", "[CCJK:build] go", "<b1@x>");
+    assert_eq!(device_of(&d), json!(build));
+    let d = deliver("ops@corp.example", "[CCJK:laptop] go", "<b2@x>");
+    assert_eq!(d["accepted"], json!(false), "{d}");
+    let d = deliver("ops@corp.example", "[CCJK] go", "<b3@x>");
+    assert_eq!(d["accepted"], json!(false), "{d}");
+
+    let reasons: Vec<Option<String>> = recorded(&s).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        reasons,
+        [
+            None,
+            Some("unknown_device".to_string()),
+            None,
+            Some("unknown_device".to_string()),
+            Some("ambiguous_device".to_string()),
+        ]
+    );
+    assert_eq!(task_count(&s, &token), 2);
+}
+
+/// A configured address may mail commands, so an API key that sets one needs `task:create` as
+/// well as `user:write`, in `/v1` and in Lite; a refused request stores nothing.
+#[test]
+fn setting_a_mail_address_needs_the_right_to_create_tasks() {
+    let s = TestServer::start();
+    let (token, _, _) = s.register("owner@example.com");
+    let (_, writer) = s.create_api_key(&token, &["user:write"]);
+    let (_, both) = s.create_api_key(&token, &["user:write", "task:create"]);
+    let body = json!({"email_address": "mine@corp.example"});
+    let r = s.post_json("/v1/email/config", Some(&writer), body.clone());
+    assert_v1_error(&r, 403, "INSUFFICIENT_SCOPE");
+    let auth = format!("Bearer {writer}");
+    let lite_body = json!({"email": "mine@corp.example"})
+        .to_string()
+        .into_bytes();
+    let r = s.call(
+        "POST",
+        "/email/config",
+        &[("Authorization", &auth)],
+        Some(("application/json", lite_body)),
+    );
+    assert_lite_error(&r, 403, "INSUFFICIENT_SCOPE");
+    let configs = assert_v1_ok(&s.get("/v1/email/config", Some(&token)), 200);
+    assert_eq!(configs["configs"], json!([]));
+    assert_v1_ok(&s.post_json("/v1/email/config", Some(&both), body), 200);
+}

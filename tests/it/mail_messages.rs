@@ -210,25 +210,39 @@ fn another_users_configs_messages_and_mails_answer_404() {
 }
 
 #[test]
-fn config_passwords_are_sealed_at_rest_and_lite_sets_the_account_config() {
+fn config_passwords_are_sealed_at_rest_and_lite_sets_the_account_or_device_config() {
     let s = TestServer::start();
     let (token, _, _) = s.register("lite@example.com");
     let key = s.lite_auth("lite@example.com", PASSWORD);
     let body = json!({"email": "lite@gmail.example", "imap_host": "imap.gmail.com",
                       "smtp_host": "smtp.gmail.com", "password": "plaintext-app-password-42"});
-    let r = s.call(
-        "POST",
-        "/email/config",
-        &[("X-Device-Key", &key)],
-        Some(("application/json", body.to_string().into_bytes())),
-    );
-    let d = assert_lite_ok(&r);
+    let lite = |cred: (&str, &str)| {
+        let r = s.call(
+            "POST",
+            "/email/config",
+            &[cred],
+            Some(("application/json", body.to_string().into_bytes())),
+        );
+        assert_lite_ok(&r)
+    };
+    // A device key sets its own device's config: it may not speak for the other devices.
+    let d = lite(("X-Device-Key", &key));
     assert_eq!(d["email_address"], "lite@gmail.example");
-    assert_eq!(
-        d["device_id"],
-        Value::Null,
-        "Lite keeps one config per account"
+    let device = d["device_id"].as_str().expect("the device key's device");
+    let c = assert_v1_ok(
+        &s.get(&format!("/v1/email/config/{device}"), Some(&token)),
+        200,
     );
+    assert_eq!(c["config"]["email_address"], "lite@gmail.example");
+    assert_v1_error(
+        &s.get("/v1/email/config/account", Some(&token)),
+        404,
+        "NOT_FOUND",
+    );
+    // A person's credential sets the account's own config (Lite keeps one per account).
+    let bearer = format!("Bearer {token}");
+    let d = lite(("Authorization", &bearer));
+    assert_eq!(d["device_id"], Value::Null, "{d}");
     let c = assert_v1_ok(&s.get("/v1/email/config/account", Some(&token)), 200);
     assert_eq!(c["config"]["imap_host"], "imap.gmail.com");
     assert_eq!(c["config"]["has_password"], true);

@@ -55,7 +55,7 @@ pub fn routes() -> Vec<Route> {
         post("/tasks/{id}/cancel").auth(owner("task:cancel"))
             .to("Cancel a task", cancel_task),
         post("/email/config").auth(owner("user:write"))
-            .to("Set the account's e-mail config", email_config),
+            .to("Set the account's e-mail config (a device key: its device's); an API key also needs task:create", email_config),
         post("/email/send").auth(owner("user:write")).statuses(&[202])
             .to_out("Queue a mail to the account's own or configured address", email_send),
         post("/email/incoming").rate(Rate::Webhook)
@@ -71,11 +71,24 @@ fn account(call: &Call) -> ApiResult<crate::db::users::User> {
     }
 }
 
-/// `POST /email/config` {email, imap_host, smtp_host, password, …}: the account's own config
-/// (Lite keeps one per user).
+/// `POST /email/config` {email, imap_host, smtp_host, password, …}: with a session token or an
+/// API key, the account's own config (Lite keeps one per user); with a device key, that
+/// device's config. Its address may mail commands (README "Walk-through: a command by
+/// e-mail"), so an API key needs `task:create` too, and a device key reaches its own device
+/// only, as with `POST /tasks`. Errors: 403 `INSUFFICIENT_SCOPE`, 422 per field.
 fn email_config(call: &Call, Json(mut b): Json<ConfigRequest>) -> ApiResult<EmailConfigView> {
-    b.device_id = None;
-    let c = email_config::set(&call.cx, account(call)?.id, b)?;
+    let user_id = match call.person_or_device()? {
+        PersonOrDevice::User(u) => {
+            u.require(email_config::COMMAND_SCOPE)?;
+            b.device_id = None;
+            u.user_id()
+        }
+        PersonOrDevice::Device(d) => {
+            b.device_id = Some(d.uuid.clone());
+            callers::active_user(&call.cx, d.user_id)?.id
+        }
+    };
+    let c = email_config::set(&call.cx, user_id, b)?;
     Ok((&c).into())
 }
 

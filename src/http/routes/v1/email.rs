@@ -119,9 +119,12 @@ pub struct ConfigList {
     pub configs: Vec<EmailConfigView>,
 }
 
-/// `POST /v1/email/config`: creates or replaces the config of the account or of a device.
+/// `POST /v1/email/config`: creates or replaces the config of the account or of a device. Its
+/// address may mail commands, so an API key needs `task:create` as well as the route's
+/// `user:write`. Errors: 403 `INSUFFICIENT_SCOPE`, 404 (device), 422 per field.
 pub fn set_config(call: &Call, Json(b): Json<ConfigRequest>) -> ApiResult<ConfigOne> {
-    let c = email_config::set(&call.cx, call.user()?.user_id(), b)?;
+    let user = call.user()?.require(email_config::COMMAND_SCOPE)?;
+    let c = email_config::set(&call.cx, user.user_id(), b)?;
     Ok(ConfigOne {
         config: (&c).into(),
     })

@@ -111,7 +111,7 @@ pub fn routes() -> Vec<Route> {
             .to("Queue a finished task again", task::retry),
         // e-mail
         post("/v1/email/config").user("user:write")
-            .to("Set the e-mail config of the account or of a device", mail::set_config),
+            .to("Set the e-mail config of the account or of a device (an API key also needs task:create)", mail::set_config),
         get("/v1/email/config").user("user:read")
             .to("The caller's e-mail configs (passwords never shown)", mail::list_configs),
         get("/v1/email/config/{device_id}").user("user:read")
