@@ -285,3 +285,39 @@ fn daemons_read_active_accounts_masked_unless_the_site_allows_reveal() {
     assert_v1_error(&r, 401, "UNAUTHORIZED");
     assert_v1_error(&s.get("/v1/daemon/vault/active", None), 401, "UNAUTHORIZED");
 }
+
+/// Making a secret prop plain shows its stored values to anyone who can read the account, so
+/// where an account holds one it is a reveal: refused to an API key without `config:read`
+/// (nothing changes), and recorded for each such account when allowed.
+#[test]
+fn making_a_secret_prop_plain_is_a_recorded_reveal() {
+    let (s, t, a) = one_account();
+    let (_, writer) = s.create_api_key(&t, &["config:write"]);
+    let plain = json!({"fields": [
+        {"name": "apiKey", "type": "string"},
+        {"name": "token", "type": "string"},
+        {"name": "quota", "type": "number", "default": 100},
+        {"name": "expiresAt", "type": "datetime"}
+    ]});
+    let r = put(&s, "/v1/sites/openai/fields", Some(&writer), plain.clone());
+    assert_v1_error(&r, 403, "INSUFFICIENT_SCOPE");
+    let r = put(
+        &s,
+        "/v1/sites/openai/fields",
+        Some(&writer),
+        json!({"fields": []}),
+    );
+    assert_v1_error(&r, 403, "INSUFFICIENT_SCOPE");
+    assert_masked(&assert_v1_ok(&s.get(&format!("/v1/accounts/{a}"), Some(&t)), 200)["account"]);
+    assert!(reveals(&s, &t).is_empty());
+    // A session may, and the change is recorded as a reveal of the account.
+    assert_v1_ok(&put(&s, "/v1/sites/openai/fields", Some(&t), plain), 200);
+    let shown = assert_v1_ok(&s.get(&format!("/v1/accounts/{a}"), Some(&t)), 200);
+    assert_eq!(
+        shown["account"]["props"]["apiKey"],
+        json!("sk-live-0123456789abcd")
+    );
+    let rs = reveals(&s, &t);
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    assert_eq!(rs[0]["account_id"], json!(a));
+}

@@ -30,6 +30,10 @@ use crate::domain::callers::UserCaller;
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Deserializer};
 
+/// The scope an API key needs to see a secret unmasked (`?reveal=true`, or a field change
+/// that makes a secret prop plain).
+pub const REVEAL_SCOPE: &str = "config:read";
+
 /// Who is shown secrets unmasked, for the record of reveals.
 #[derive(Clone, Debug)]
 pub struct Actor {

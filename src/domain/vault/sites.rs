@@ -6,7 +6,9 @@ use super::accounts::{self as acc};
 use super::fields::{FieldDef, Schema};
 use super::reveals;
 use super::secrets::{self, AccountView};
-use super::{Actor, check_site_key, is_account_id, is_site_key, nullable, site_not_found};
+use super::{
+    Actor, REVEAL_SCOPE, check_site_key, is_account_id, is_site_key, nullable, site_not_found,
+};
 use crate::db::Tx;
 use crate::db::vault::accounts as db_acc;
 use crate::db::vault::sites::{self as db, Site, SiteData};
@@ -230,13 +232,17 @@ pub fn fields(cx: &Cx, user_id: i64, key: &str) -> ApiResult<Vec<FieldDef>> {
 /// if some would no longer validate, nothing changes and the answer is 409 `CONFLICT` listing
 /// them (`details.invalid_accounts`, at most 100, and `details.count`), unless `force`, which
 /// keeps those accounts as they are and reports them. Props that become secret are sealed and
-/// blind-indexed; props that stop being secret are stored plain. Errors: 404, 422, 409.
+/// blind-indexed; props that stop being secret are stored plain, which shows their values to
+/// anyone who reads the account: so when an account holds one, the change is a reveal, made by
+/// `reveal_to` (a caller that may reveal, see docs/vault.md) and recorded for each such
+/// account. Errors: 404, 422, 409, 403 `INSUFFICIENT_SCOPE` (such a change without `reveal_to`).
 pub fn put_fields(
     cx: &Cx,
     user_id: i64,
     key: &str,
     defs: Vec<FieldDef>,
     force: bool,
+    reveal_to: Option<Actor>,
 ) -> ApiResult<FieldsChange> {
     let schema = Schema::from_defs(defs)?;
     let (k, now, sealer) = (key.to_string(), cx.svc.clock.stamp(), cx.svc.sealer.clone());
@@ -266,13 +272,24 @@ pub fn put_fields(
             )
             .with_details(json!({ "invalid_accounts": invalid, "count": count })));
         }
-        write_fields(tx, user_id, &k, &schema)?;
         let secret_set = |s: &Schema| {
             let mut v: Vec<String> = s.fields.iter().filter(|f| f.def.secret).map(|f| f.def.name.clone()).collect();
             v.sort();
             v
         };
-        if secret_set(&old) != secret_set(&schema) {
+        let (was, will_be) = (secret_set(&old), secret_set(&schema));
+        let declassified: Vec<&String> = was.iter().filter(|n| !will_be.contains(n)).collect();
+        let exposed: Vec<(String, String)> = opened
+            .iter()
+            .filter(|(_, p)| declassified.iter().any(|n| p.props.contains_key(n.as_str())))
+            .map(|(row, _)| (row.id.clone(), k.clone()))
+            .collect();
+        if !exposed.is_empty() {
+            let actor = reveal_to.as_ref().ok_or_else(|| ApiError::insufficient_scope(REVEAL_SCOPE))?;
+            reveals::record(tx, user_id, actor, exposed, &now)?;
+        }
+        write_fields(tx, user_id, &k, &schema)?;
+        if was != will_be {
             for (row, plain) in opened {
                 acc::store(tx, &sealer, user_id, &schema, &row, &plain, &row.updated_at)?;
             }

@@ -6,13 +6,13 @@
 //! `config:read` scope whatever the route's own scope (403 `INSUFFICIENT_SCOPE` otherwise),
 //! and every account it shows is recorded before the answer is sent.
 
-use crate::domain::vault::Actor;
 use crate::domain::vault::accounts::{self, AccountInput, AccountPatch};
 use crate::domain::vault::fields::FieldDef;
 use crate::domain::vault::lookup::{self, Lookup};
 use crate::domain::vault::reveals::{self, DaemonSite, RevealView};
 use crate::domain::vault::secrets::AccountView;
 use crate::domain::vault::sites::{self, FieldsChange, SiteInput, SitePatch, SiteView};
+use crate::domain::vault::{Actor, REVEAL_SCOPE};
 use crate::error::ApiResult;
 use crate::http::route::{Call, Json, Message, PageQuery, Query};
 use crate::http::views::PageInfo;
@@ -33,7 +33,7 @@ fn show(call: &Call, q: &RevealQuery) -> ApiResult<Option<Actor>> {
         return Ok(None);
     }
     let u = call.user()?;
-    u.require("config:read")?;
+    u.require(REVEAL_SCOPE)?;
     Ok(Some(Actor::user(u, call.origin())))
 }
 
@@ -117,13 +117,23 @@ pub struct ForceQuery {
 }
 
 /// `PUT /v1/sites/{key}/fields`: 409 `CONFLICT` listing the accounts that would no longer
-/// validate, unless `force=true`.
+/// validate, unless `force=true`. Making a secret prop plain where an account holds one is a
+/// reveal: an API key needs `config:read` (403 `INSUFFICIENT_SCOPE`), and it is recorded.
 pub fn put_fields(
     call: &Call,
     (Query(q), Json(b)): (Query<ForceQuery>, Json<FieldsBody>),
 ) -> ApiResult<FieldsChange> {
     let force = q.force == Some(true);
-    sites::put_fields(&call.cx, uid(call)?, call.param("key"), b.fields, force)
+    let u = call.user()?;
+    let reveal_to = u.has(REVEAL_SCOPE).then(|| Actor::user(u, call.origin()));
+    sites::put_fields(
+        &call.cx,
+        u.user_id(),
+        call.param("key"),
+        b.fields,
+        force,
+        reveal_to,
+    )
 }
 
 /// A page of accounts.
