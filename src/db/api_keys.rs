@@ -93,9 +93,9 @@ pub fn revoke(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<bool> {
     Ok(n == 1)
 }
 
-/// Marks a key used now (at most once a minute per key, decided by the caller).
-pub fn touch(c: &Connection, id: i64) -> rusqlite::Result<()> {
+/// Marks a key used at `at` (at most once a minute per key, decided by the caller).
+pub fn touch(c: &Connection, id: i64, at: &str) -> rusqlite::Result<()> {
     c.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
-        .execute(params![id, time::now()])?;
+        .execute(params![id, at])?;
     Ok(())
 }

@@ -162,15 +162,15 @@ pub fn active_user(cx: &Cx, user_id: i64) -> ApiResult<users::User> {
 
 /// How stale `last_used_at` may get before a request writes it: a minute, or half the idle
 /// timeout when that is shorter, so that a session used steadily is never seen as idle.
-fn touch_every(cx: &Cx) -> Duration {
-    match cx.cfg().session_idle_ttl {
+pub fn touch_every(cfg: &crate::config::Config) -> Duration {
+    match cfg.session_idle_ttl {
         Some(idle) => LAST_USED_EVERY.min(idle / 2),
         None => LAST_USED_EVERY,
     }
 }
 
 fn needs_touch(cx: &Cx, last_used: Option<&str>) -> bool {
-    let cutoff = time::fmt(cx.svc.clock.now() - touch_every(cx));
+    let cutoff = time::fmt(cx.svc.clock.now() - touch_every(cx.cfg()));
     last_used.is_none_or(|t| t < cutoff.as_str())
 }
 
@@ -197,8 +197,11 @@ fn session_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     }
     let user = active_user(cx, s.user_id)?;
     // Queued, not awaited, as app tokens' touches are: a request (or the events thread's
-    // periodic re-check of a stream's credential) never waits for a commit to refresh it.
-    if needs_touch(cx, Some(&s.last_used_at)) {
+    // periodic re-check of a stream's credential) never waits for a commit to refresh it; and
+    // claimed, so that the requests made before it commits do not queue it again.
+    if needs_touch(cx, Some(&s.last_used_at))
+        && cx.svc.credential_touches.claim(&format!("s{}", s.id), cx.svc.clock.now())
+    {
         let (id, at) = (s.id, cx.svc.clock.stamp());
         cx.svc
             .db
@@ -225,11 +228,13 @@ fn api_key_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
         return Err(ApiError::unauthorized("API key expired"));
     }
     let user = active_user(cx, k.user_id)?;
-    if needs_touch(cx, k.last_used_at.as_deref()) {
-        let id = k.id;
+    if needs_touch(cx, k.last_used_at.as_deref())
+        && cx.svc.credential_touches.claim(&format!("k{}", k.id), cx.svc.clock.now())
+    {
+        let (id, at) = (k.id, cx.svc.clock.stamp());
         cx.svc
             .db
-            .write_later(move |tx| Ok(api_keys::touch(tx, id)?));
+            .write_later(move |tx| Ok(api_keys::touch(tx, id, &at)?));
     }
     Ok(UserCaller {
         session_id: None,
@@ -274,7 +279,7 @@ pub fn app_caller(cx: &Cx, token: &str) -> ApiResult<AppCaller> {
     if !row.owner_active {
         return Err(ApiError::unauthorized("Account disabled"));
     }
-    if needs_touch(cx, row.last_used_at.as_deref()) && cx.svc.app_touches.claim(&row.install_id) {
+    if needs_touch(cx, row.last_used_at.as_deref()) && cx.svc.app_touches.claim(&row.install_id, cx.svc.clock.now()) {
         let id = row.install_id.clone();
         cx.svc
             .db

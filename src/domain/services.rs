@@ -38,6 +38,8 @@ pub struct Services {
     pub device_keys: KeyCache,
     /// App tokens whose `last_used_at` write was queued lately.
     pub app_touches: Touches,
+    /// Sessions (`s<id>`) and API keys (`k<id>`) whose `last_used_at` write was queued lately.
+    pub credential_touches: Touches,
     /// The clock rules read.
     pub clock: Clock,
     /// The mailer's wake-up signal and the mail counters.
@@ -48,6 +50,7 @@ impl Services {
     /// Services over an open database; `dummy_hash` is a PHC string of a random password.
     pub fn new(cfg: Config, db: Db, sealer: Sealer, dummy_hash: String) -> Services {
         use crate::domain::policy::{DEVICE_KEY_TTL, DEVICE_ROW_TTL, LAST_USED_EVERY};
+        let touch_every = crate::domain::callers::touch_every(&cfg);
         Services {
             cfg,
             db,
@@ -58,6 +61,7 @@ impl Services {
             presence: Presence::new(DEVICE_ROW_TTL),
             device_keys: KeyCache::new(DEVICE_KEY_TTL),
             app_touches: Touches::new(LAST_USED_EVERY),
+            credential_touches: Touches::new(touch_every),
             clock: Clock::default(),
             mail: MailState::default(),
         }
