@@ -46,28 +46,41 @@ struct Stream {
 /// `task.completed` arrivals over all streams, to know when the last ones are in.
 static ARRIVALS: AtomicU64 = AtomicU64::new(0);
 
-/// Opens a stream with `token`; `None` if the head did not come within 5 s.
-fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+/// Why a stream did not open.
+enum NotOpen {
+    /// The server answered, but not 200 (429: the per-user cap).
+    Refused,
+    /// No answer within 5 s: a connection the server left unserved.
+    Unanswered,
+}
+
+/// Opens a stream with `token`.
+fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Result<Stream, NotOpen> {
+    let no = |_| NotOpen::Unanswered;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(no)?;
     let _ = s.set_nodelay(true);
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(no)?;
     let req =
         format!("GET /v1/events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut r = BufReader::with_capacity(4096, s.try_clone().ok()?);
+    s.write_all(req.as_bytes()).map_err(no)?;
+    let mut r = BufReader::with_capacity(4096, s.try_clone().map_err(no)?);
     let mut line = String::new();
-    r.read_line(&mut line).ok()?;
+    r.read_line(&mut line).map_err(no)?;
+    if line.is_empty() {
+        return Err(NotOpen::Unanswered);
+    }
     if !line.starts_with("HTTP/1.1 200") {
-        return None;
+        return Err(NotOpen::Refused);
     }
     loop {
         line.clear();
-        r.read_line(&mut line).ok()?;
-        if line == "\r\n" {
+        r.read_line(&mut line).map_err(no)?;
+        if line == "\r\n" || line.is_empty() {
             break;
         }
     }
-    s.set_read_timeout(None).ok()?;
+    s.set_read_timeout(None).map_err(no)?;
     let reader = spawn(move || {
         let mut got = HashMap::new();
         let (mut line, mut completed) = (String::new(), false);
@@ -92,20 +105,28 @@ fn open(addr: SocketAddr, token: &str, stop: Arc<AtomicBool>) -> Option<Stream> 
         }
         got
     });
-    Some(Stream { sock: s, reader })
+    Ok(Stream { sock: s, reader })
 }
 
-/// Opens `n` streams for each of `tokens`, retrying a refusal (a place under the per-user cap
-/// is freed only once the server has noticed that an earlier stream closed) until `within`.
-/// Returns the streams and how many attempts were refused or failed.
+/// How opening streams went besides the streams: refusals (retried: a place under the per-user
+/// cap is freed only once the server has noticed that an earlier stream closed) and
+/// connections the server left unanswered (reported as unserved, which fails the run).
+#[derive(Default)]
+struct Opens {
+    refused: u64,
+    unanswered: u64,
+}
+
+/// Opens `n` streams for each of `tokens`, trying again after a refusal or an unanswered
+/// connection until `within`.
 fn open_many(
     addr: SocketAddr,
     tokens: &[String],
     n: usize,
     stop: &Arc<AtomicBool>,
     within: Duration,
-) -> (Vec<Stream>, u64) {
-    let mut refused = 0;
+) -> (Vec<Stream>, Opens) {
+    let mut opens = Opens::default();
     let deadline = Instant::now() + within;
     let mut out = Vec::with_capacity(n * tokens.len());
     let mut open_per: Vec<usize> = vec![0; tokens.len()];
@@ -114,13 +135,17 @@ fn open_many(
         for (i, t) in tokens.iter().enumerate() {
             while open_per[i] < n {
                 match open(addr, t, stop.clone()) {
-                    Some(s) => {
+                    Ok(s) => {
                         out.push(s);
                         open_per[i] += 1;
                         progress = true;
                     }
-                    None => {
-                        refused += 1;
+                    Err(NotOpen::Refused) => {
+                        opens.refused += 1;
+                        break;
+                    }
+                    Err(NotOpen::Unanswered) => {
+                        opens.unanswered += 1;
                         break;
                     }
                 }
@@ -130,7 +155,7 @@ fn open_many(
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    (out, refused)
+    (out, opens)
 }
 
 /// Ends the streams and collects what each saw.
@@ -183,7 +208,7 @@ pub fn run(
     let before = procfs::mem(pid).unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let t_open = Instant::now();
-    let (streams, refused) = open_many(
+    let (streams, opens) = open_many(
         addr,
         std::slice::from_ref(&user.token),
         p.streams,
@@ -315,7 +340,7 @@ pub fn run(
     let tokens: Vec<String> = setup.users.iter().map(|u| u.token.clone()).collect();
     // The server notices the 1,000 closed streams within about half a second (its socket
     // check); the 20 s bound is for a server that does not find sockets.
-    let (few, few_refused) = open_many(
+    let (few, few_opens) = open_many(
         addr,
         &tokens,
         p.fleet_streams_per_user,
@@ -328,8 +353,10 @@ pub fn run(
     let mut v = json!({
         "streams": p.streams,
         "streams_open": opened,
-        "stream_opens_refused": refused,
-        "fleet_stream_opens_refused": few_refused,
+        "stream_opens_refused": opens.refused,
+        "fleet_stream_opens_refused": few_opens.refused,
+        // Counted by the generator's unserved-connection check.
+        "unserved_connections": opens.unanswered + few_opens.unanswered,
         "open_seconds": r1(open_secs),
         "server_rss_kb_before": before.rss_kb,
         "server_rss_kb_with_streams": with.rss_kb,

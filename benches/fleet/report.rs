@@ -278,10 +278,7 @@ pub fn print(v: &Value) {
             }
         }
         let c = &va["checks"];
-        let right = c["token"] == 1
-            && c["apiKey"] == 1
-            && c["apiKey_wrong"] == 0
-            && c["expiring_7d"] == 196;
+        let right = crate::vault::checks_right(c);
         t.row(
             "vault",
             "found: token / secret / wrong secret / expiring 7d",
@@ -448,7 +445,7 @@ pub fn print(v: &Value) {
         );
         t.row(
             "events",
-            "stream opens refused (429 or no head), retried",
+            "stream opens refused (429), retried",
             format!(
                 "{} opening {}, {} opening the fleet's",
                 ev["stream_opens_refused"], ev["streams"], ev["fleet_stream_opens_refused"]

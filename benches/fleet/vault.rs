@@ -23,6 +23,12 @@ pub const PER_SITE: usize = 200;
 const CONNS: usize = 16;
 
 /// The `token` and `apiKey` of account `i` (deterministic, so lookups can be formed later).
+/// Whether the lookups' `checks` found what the populated vault holds: one account by token,
+/// one by secret, none by a wrong secret, 196 expiring within 7 days.
+pub fn checks_right(c: &Value) -> bool {
+    c["token"] == 1 && c["apiKey"] == 1 && c["apiKey_wrong"] == 0 && c["expiring_7d"] == 196
+}
+
 fn token(i: usize) -> String {
     format!(
         "tok-{i:05}-{:08x}",

@@ -200,7 +200,10 @@ fn session_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     // periodic re-check of a stream's credential) never waits for a commit to refresh it; and
     // claimed, so that the requests made before it commits do not queue it again.
     if needs_touch(cx, Some(&s.last_used_at))
-        && cx.svc.credential_touches.claim(&format!("s{}", s.id), cx.svc.clock.now())
+        && cx
+            .svc
+            .credential_touches
+            .claim(&format!("s{}", s.id), cx.svc.clock.now())
     {
         let (id, at) = (s.id, cx.svc.clock.stamp());
         cx.svc
@@ -229,7 +232,10 @@ fn api_key_caller(cx: &Cx, token: &str) -> ApiResult<UserCaller> {
     }
     let user = active_user(cx, k.user_id)?;
     if needs_touch(cx, k.last_used_at.as_deref())
-        && cx.svc.credential_touches.claim(&format!("k{}", k.id), cx.svc.clock.now())
+        && cx
+            .svc
+            .credential_touches
+            .claim(&format!("k{}", k.id), cx.svc.clock.now())
     {
         let (id, at) = (k.id, cx.svc.clock.stamp());
         cx.svc
@@ -279,7 +285,12 @@ pub fn app_caller(cx: &Cx, token: &str) -> ApiResult<AppCaller> {
     if !row.owner_active {
         return Err(ApiError::unauthorized("Account disabled"));
     }
-    if needs_touch(cx, row.last_used_at.as_deref()) && cx.svc.app_touches.claim(&row.install_id, cx.svc.clock.now()) {
+    if needs_touch(cx, row.last_used_at.as_deref())
+        && cx
+            .svc
+            .app_touches
+            .claim(&row.install_id, cx.svc.clock.now())
+    {
         let id = row.install_id.clone();
         cx.svc
             .db

@@ -56,6 +56,9 @@ mod tests {
         assert!(t.claim("a", t0));
         assert!(!t.claim("a", t0 + Duration::from_millis(49)));
         assert!(t.claim("b", t0), "ids are independent");
-        assert!(t.claim("a", t0 + Duration::from_millis(60)), "again after the interval");
+        assert!(
+            t.claim("a", t0 + Duration::from_millis(60)),
+            "again after the interval"
+        );
     }
 }
