@@ -90,6 +90,27 @@ pub fn send(
     resp
 }
 
+/// Reports a test that could not run because a program it drives is missing: a `SKIPPED:`
+/// line on the stderr handle, which `cargo test` does not capture (it captures `eprint!`), and
+/// which `.ci/run` fails on, since it installs every such program.
+pub fn skipped(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// The first of `names` found in a directory of `PATH`, or else the first of `paths` that
+/// exists (Debian keeps some programs outside `PATH`: `/usr/sbin/nginx`,
+/// `/usr/lib/chromium/chromedriver`).
+pub fn program(names: &[&str], paths: &[&str]) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    names
+        .iter()
+        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+        .chain(paths.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

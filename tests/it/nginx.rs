@@ -5,32 +5,12 @@
 //! nginx installed it prints a `SKIPPED` line that `cargo test` shows (`.ci/run` installs
 //! nginx, so CI always runs it).
 
-use crate::common::{TestServer, assert_v1_ok, free_port};
+use crate::common::{TestServer, assert_v1_ok, free_port, program, skipped};
 use crate::queue_util::{new_device, queue_cmd};
 use crate::sse;
 use serde_json::json;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Where Debian puts nginx, else whatever `PATH` has.
-fn nginx_binary() -> Option<PathBuf> {
-    let debian = Path::new("/usr/sbin/nginx");
-    if debian.exists() {
-        return Some(debian.to_path_buf());
-    }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("nginx"))
-            .find(|c| c.exists())
-    })
-}
-
-/// Prints a line `cargo test` does not capture (it captures `print!`, not the stderr handle).
-pub fn skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-}
 
 /// The README's nginx `server { … }` and `upstream` lines, pointed at `upstream` and listening
 /// on `port` without TLS.
@@ -66,7 +46,7 @@ impl Drop for Nginx {
 
 #[test]
 fn an_event_stream_goes_through_the_readme_nginx_unbuffered() {
-    let Some(nginx) = nginx_binary() else {
+    let Some(nginx) = program(&["nginx"], &["/usr/sbin/nginx"]) else {
         return skipped(
             "nginx::an_event_stream_goes_through_the_readme_nginx_unbuffered",
             "nginx is not installed (apt-get install nginx; .ci/run does)",

@@ -118,7 +118,7 @@ fn the_exposition_parses_and_its_figures_move_with_requests() {
 fn promtool_accepts_the_exposition() {
     let Ok(out) = Command::new("promtool").arg("--version").output() else {
         // .ci/run installs it (Debian's prometheus package); the line shows in `cargo test`.
-        crate::nginx::skipped(
+        crate::common::skipped(
             "ops_metrics::promtool_accepts_the_exposition",
             "promtool is not installed",
         );

@@ -6,8 +6,7 @@
 //! screenshot under `target/screenshots/`; the browser's console must hold no error and the
 //! page must report no CSP violation. Without Chromium it prints a `SKIPPED` line.
 
-use crate::common::{TestServer, assert_v1_ok, free_port};
-use crate::nginx::skipped;
+use crate::common::{TestServer, assert_v1_ok, free_port, program, skipped};
 use crate::queue_util::{heartbeat, ids, pending};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -42,10 +41,6 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn find(paths: &[&str]) -> Option<PathBuf> {
-    paths.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 fn screenshots() -> PathBuf {
@@ -132,8 +127,8 @@ async fn shoot(c: &Client, name: &str, problems: &mut Vec<String>) {
 #[test]
 fn a_new_user_runs_echo_hello_from_the_panel() {
     let (Some(chromium), Some(driver)) = (
-        find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
-        find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]),
+        program(&["chromium", "chromium-browser"], &[]),
+        program(&["chromedriver"], &["/usr/lib/chromium/chromedriver"]),
     ) else {
         return skipped(
             NAME,
