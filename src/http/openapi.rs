@@ -60,6 +60,8 @@ pub fn document(table: &Table) -> Value {
                 "deviceToken": {"type": "apiKey", "in": "header", "name": "X-Device-Token", "description": "A device key (Control: the CCJK daemon's pre-shared token)."},
                 "appBearer": {"type": "http", "scheme": "bearer", "description": "An app token (cca_…) from POST /apps/{appId}/authorize. It may also travel as {\"token\": …} in a JSON body."},
                 "appToken": {"type": "apiKey", "in": "query", "name": "token", "description": "An app token (cca_…) in the query string."},
+                "queryToken": {"type": "apiKey", "in": "query", "name": "token", "description": "A session token or API key in the query string, for a browser's EventSource, which cannot send headers (the access log prints token=REDACTED)."},
+                "panelCookie": {"type": "apiKey", "in": "cookie", "name": "ccjk_session", "description": "The web panel's login cookie (a session; __Host-ccjk_session behind https). Any method but GET needs the session's CSRF token in X-CSRF-Token."},
             },
         },
     })
@@ -90,7 +92,19 @@ fn family_text(f: Family) -> &'static str {
 
 /// The security requirements of a route: alternatives, each naming one scheme.
 fn security(r: &Route) -> Value {
-    Value::Array(requirements(r, r.auth))
+    let mut v = requirements(r, r.auth);
+    let scope: &[&str] = match r.auth {
+        Auth::User(scope) | Auth::UserOrDevice(scope) => &[scope],
+        _ => &[],
+    };
+    if r.sources.query && !matches!(r.auth, Auth::App { .. }) {
+        v.push(json!({ "queryToken": scope }));
+    }
+    if r.sources.cookie {
+        // A session: it holds every scope.
+        v.push(json!({ "panelCookie": [] }));
+    }
+    Value::Array(v)
 }
 
 fn requirements(r: &Route, auth: Auth) -> Vec<Value> {

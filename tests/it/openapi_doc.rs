@@ -79,6 +79,18 @@ fn every_route_of_the_table_is_documented() {
         json!(["panel"])
     );
     assert_eq!(doc["paths"]["/health"]["get"]["tags"], json!(["lite"]));
+    // Every way a credential may travel is documented: the panel's cookie on /v1 user routes,
+    // `?token=` where a browser's EventSource needs it.
+    let security = |path: &str| doc["paths"][path]["get"]["security"].to_string();
+    assert!(security("/v1/tasks").contains("panelCookie"));
+    assert!(security("/v1/events").contains("queryToken"));
+    assert!(!security("/v1/daemon/tasks/pending").contains("panelCookie"));
+    assert!(doc["components"]["securitySchemes"]["panelCookie"].is_object());
+    let live = s.get("/health/live?probe=1", None);
+    assert_eq!(
+        (live.status, live.body["status"].clone()),
+        (200, json!("live"))
+    );
 }
 
 #[test]
