@@ -111,6 +111,8 @@ struct Job {
     id: u64,
     raw: tiny_http::Request,
     cap: usize,
+    /// Keep the bytes (`false`: a body read only to be discarded, counted, not stored).
+    keep: bool,
     watch: Arc<Watch>,
     then: Then,
 }
@@ -145,7 +147,8 @@ impl Bodies {
         }
     }
 
-    /// Reads `raw`'s body (at most `cap` bytes) on a body thread, then calls `then` there. The
+    /// Reads `raw`'s body (at most `cap` bytes) on a body thread, then calls `then` there with
+    /// the bytes (with `keep`; otherwise an empty body once they are read and dropped). The
     /// read may pause for at most `idle` (default: half of `body_timeout`). `Err` gives the
     /// request back when the line is full or no thread can be started; the caller answers 503
     /// (`Net::close_with`).
@@ -155,6 +158,7 @@ impl Bodies {
         raw: tiny_http::Request,
         cap: usize,
         idle: Option<Duration>,
+        keep: bool,
         then: Then,
     ) -> Result<(), (tiny_http::Request, Then)> {
         let now = Instant::now();
@@ -173,6 +177,7 @@ impl Bodies {
             id,
             raw,
             cap,
+            keep,
             watch: watch.clone(),
             then,
         };
@@ -230,7 +235,7 @@ impl Bodies {
     /// A body thread: this job, then whatever waits in line, then exit.
     fn run(&self, mut job: Job) {
         loop {
-            let read = read_body(&mut job.raw, job.cap, &job.watch);
+            let read = read_body(&mut job.raw, job.cap, job.keep, &job.watch);
             self.unwatch(job.id);
             let socket = job
                 .watch
@@ -317,16 +322,24 @@ impl Bodies {
     }
 }
 
-/// Reads `raw`'s body, at most `cap` bytes, noting progress on `watch`. A read that returns
+/// Reads `raw`'s body, at most `cap` bytes, noting progress on `watch`; keeps the bytes only
+/// with `keep` (else answers an empty body once all were read). A read that returns
 /// end-of-file because the reaper shut the socket is `TimedOut`; a declared body that ends
 /// early, or a chunked one that is malformed, is `Broken`.
 fn read_body(
     raw: &mut tiny_http::Request,
     cap: usize,
+    keep: bool,
     watch: &Watch,
 ) -> Result<Vec<u8>, BodyError> {
     let declared = raw.body_length();
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(cap).min(64 * 1024));
+    let room = if keep {
+        declared.unwrap_or(0).min(cap).min(64 * 1024)
+    } else {
+        0
+    };
+    let mut body = Vec::with_capacity(room);
+    let mut len = 0;
     let mut buf = [0u8; CHUNK];
     let reader = raw.as_reader();
     let cut = || watch.cut.load(Ordering::Acquire);
@@ -334,10 +347,13 @@ fn read_body(
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if body.len() + n > cap {
+                if len + n > cap {
                     return Err(BodyError::TooLarge);
                 }
-                body.extend_from_slice(&buf[..n]);
+                len += n;
+                if keep {
+                    body.extend_from_slice(&buf[..n]);
+                }
                 watch.progressed();
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -346,7 +362,7 @@ fn read_body(
         }
     }
     match declared {
-        Some(d) if body.len() == d => Ok(body),
+        Some(d) if len == d => Ok(body),
         None if !cut() => Ok(body),
         _ if cut() => Err(BodyError::TimedOut),
         _ => Err(BodyError::Broken),
