@@ -366,6 +366,12 @@ fn serve(
         }
         Found::NotFound => cfg.max_body,
     };
+    // No route: nothing would read the body, so it is not read (the connection is closed
+    // after the 404, as after any refusal with a body left unread).
+    if req.route.is_none() && !net::body::buffered(&raw) {
+        let reply = error_reply(&req, &ApiError::not_found("Route"));
+        return close(app, raw, reply, &info, None);
+    }
     if let Some(n) = raw.body_length()
         && n > cap
     {
@@ -449,9 +455,9 @@ fn read_off_pool(
     plan: BodyPlan,
     hash: &HashPool,
 ) {
-    let (cap, read, idle) = match plan {
-        BodyPlan::Read(cap) => (cap, cap, None),
-        BodyPlan::Discard(cap, declared) => (cap, declared, Some(DISCARD_PAUSE)),
+    let (cap, read, idle, keep) = match plan {
+        BodyPlan::Read(cap) => (cap, cap, None, true),
+        BodyPlan::Discard(cap, declared) => (cap, declared, Some(DISCARD_PAUSE), false),
     };
     let (app2, hash) = (app.clone(), hash.clone());
     let then: net::body::Then = Box::new(move |raw, body, socket| {
@@ -486,7 +492,7 @@ fn read_off_pool(
         };
         close(app, raw, error_reply(&req, &err), &info, socket);
     });
-    if let Err((raw, then)) = app.net.bodies.submit(raw, read, idle, then) {
+    if let Err((raw, then)) = app.net.bodies.submit(raw, read, idle, keep, then) {
         then(raw, Err(BodyError::Busy), None);
     }
 }

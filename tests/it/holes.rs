@@ -332,3 +332,19 @@ fn the_readme_walkthrough_runs_and_runs_again_on_the_same_database() {
     let list: Value = assert_v1_ok(&s.get("/v1/tasks?status=completed", Some(token)), 200);
     assert!(list["count"].as_u64().unwrap_or(0) >= 4, "{list}");
 }
+
+#[test]
+fn a_body_sent_to_no_route_is_not_waited_for() {
+    use std::io::{Read, Write};
+    let s = TestServer::start();
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // A body over 1 KiB is read off the workers; only 10 of its 2,000 bytes ever come.
+    let head = "POST /v1/no-such-route HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n0123456789";
+    c.write_all(head.as_bytes()).expect("send");
+    let mut got = [0u8; 12];
+    c.read_exact(&mut got)
+        .expect("an answer without the rest of the body");
+    assert_eq!(&got, b"HTTP/1.1 404", "{}", String::from_utf8_lossy(&got));
+}
