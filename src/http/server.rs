@@ -20,7 +20,7 @@
 
 use crate::config::Listen;
 use crate::domain::Cx;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::app::App;
 use crate::http::events::Opening;
 use crate::http::family::Family;
@@ -150,41 +150,49 @@ fn response(
     resp
 }
 
-/// Counts a request in the metrics as its answer is handed to the socket (before the write, so
-/// a client that sends its next request at once finds this one counted).
-fn count(info: &AccessInfo, reply: &Reply) {
-    info.metrics.observe(
-        info.route,
-        &info.method,
-        reply.status,
-        info.started.elapsed(),
-    );
-}
+impl AccessInfo {
+    /// Counts the request in the metrics with `status` and its duration so far: as its answer
+    /// is handed to the socket (before the write, so a client that sends its next request at
+    /// once finds this one counted), or, for an event stream, when it ends.
+    pub(crate) fn count(&self, status: u16) {
+        self.metrics
+            .observe(self.route, &self.method, status, self.started.elapsed());
+    }
 
-/// The one access-log line of a request: `len` bytes of body were sent with `reply`'s status.
-fn log_access(info: &AccessInfo, reply: &Reply, len: usize, write_error: Option<std::io::Error>) {
-    log::info!(
-        target: "access",
-        "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}",
-        info.ip,
-        info.method,
-        redact_url(&info.url),
-        reply.status,
-        len,
-        info.started.elapsed().as_secs_f64() * 1000.0,
-        info.request_id,
-        reply.error_code.map(|c| format!(" code={c}")).unwrap_or_default(),
-        write_error.map(|e| format!(" write_error={e}")).unwrap_or_default(),
-    );
+    /// The one access-log line of a request: `len` bytes of body were sent with `status`;
+    /// `code` is the error's, `tail` marks an event stream.
+    pub(crate) fn log(
+        &self,
+        status: u16,
+        len: usize,
+        code: Option<Code>,
+        tail: &str,
+        write_error: Option<std::io::Error>,
+    ) {
+        log::info!(
+            target: "access",
+            "{} \"{} {}\" {} {} {:.1}ms rid={}{}{}{}",
+            self.ip,
+            self.method,
+            redact_url(&self.url),
+            status,
+            len,
+            self.started.elapsed().as_secs_f64() * 1000.0,
+            self.request_id,
+            code.map(|c| format!(" code={c}")).unwrap_or_default(),
+            tail,
+            write_error.map(|e| format!(" write_error={e}")).unwrap_or_default(),
+        );
+    }
 }
 
 /// Writes `reply` to the client and logs the access line.
 pub fn finish(raw: tiny_http::Request, mut reply: Reply, info: &AccessInfo) {
     let body = std::mem::take(&mut reply.body);
     let len = body.len();
-    count(info, &reply);
+    info.count(reply.status);
     let sent = raw.respond(response(&reply, body, info));
-    log_access(info, &reply, len, sent.err());
+    info.log(reply.status, len, reply.error_code, "", sent.err());
 }
 
 /// An error reply in the family of the request's path.
@@ -258,13 +266,13 @@ fn close(
     info: &AccessInfo,
     socket: Option<OwnedFd>,
 ) {
-    count(info, &reply);
+    info.count(reply.status);
     let mut resp = response(&reply, reply.body.clone(), info);
     if let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
         resp.add_header(h);
     }
     let sent = app.net.close_with(raw, resp, socket);
-    log_access(info, &reply, reply.body.len(), sent.err());
+    info.log(reply.status, reply.body.len(), reply.error_code, "", sent.err());
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.

@@ -465,18 +465,6 @@ fn end(app: &App, mut s: Stream, failed: Option<std::io::Error>) {
     }
     app.events.release(s.user_id);
     // Counted when it ends, with its whole duration (as a long-poll's wait is).
-    let info = &s.info;
-    info.metrics
-        .observe(info.route, &info.method, 200, info.started.elapsed());
-    log::info!(
-        target: "access",
-        "{} \"{} {}\" 200 {} {:.1}s rid={} stream{}",
-        s.info.ip,
-        s.info.method,
-        crate::http::redact_url(&s.info.url),
-        s.bytes,
-        s.info.started.elapsed().as_secs_f64(),
-        s.info.request_id,
-        failed.map(|e| format!(" write_error={e}")).unwrap_or_default(),
-    );
+    s.info.count(200);
+    s.info.log(200, s.bytes, None, " stream", failed);
 }
