@@ -234,11 +234,20 @@ pub fn backup(cfg: &Config, to: &std::path::Path) -> Result<(), String> {
 /// few milliseconds on a fast disk.
 const BACKUP_STEP_PAGES: i32 = 1024;
 
+/// The value after `--name` in `args`, if one follows it. A next argument that is itself an
+/// option (`--…`) is not a value: `--name --developer X` has no name.
+pub(crate) fn option(args: &[String], name: &str) -> Option<String> {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].clone())
+        .filter(|v| !v.starts_with("--"))
+}
+
 /// `stats [--user EMAIL] [--period P]`: one user's summary with its daily breakdown, or a line
 /// per user.
 pub fn stats(cfg: &Config, args: &[String]) -> Result<(), String> {
     use crate::domain::stats::{self, Period};
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let opt = |name: &str| crate::cli::option(args, name);
     let period = Period::parse(opt("--period").as_deref()).map_err(|e| e.message)?;
     let svc = crate::services(cfg.clone())?;
     let reader = svc.db.reader().map_err(|e| e.to_string())?;
@@ -302,7 +311,7 @@ pub fn stats(cfg: &Config, args: &[String]) -> Result<(), String> {
 pub fn user(cfg: &Config, args: &[String]) -> Result<(), String> {
     let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
     let reader = db.reader().map_err(|e| e.to_string())?;
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let opt = |name: &str| crate::cli::option(args, name);
     let positional: Vec<&String> = {
         let mut v = Vec::new();
         let mut i = 0;
@@ -421,7 +430,7 @@ fn password_arg(given: Option<String>) -> Result<(String, bool), String> {
 /// `device create --user EMAIL --name NAME`: a device with a pre-shared key for a daemon (the
 /// CCJK CLI is configured with one); prints the key. The plan's device quota applies.
 pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let opt = |name: &str| crate::cli::option(args, name);
     if args.first().map(String::as_str) != Some("create") {
         return Err("usage: ccjk-cloud device create --user EMAIL --name NAME".into());
     }
@@ -438,4 +447,20 @@ pub fn device(cfg: &Config, args: &[String]) -> Result<(), String> {
     println!("device {} ({}) for {}", d.uuid, d.name, user.email);
     println!("device key: {key}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::option;
+
+    #[test]
+    fn an_option_takes_the_next_argument_unless_it_is_an_option() {
+        let args: Vec<String> = ["app", "create", "--name", "--developer", "Me"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(option(&args, "--developer"), Some("Me".into()));
+        assert_eq!(option(&args, "--name"), None);
+        assert_eq!(option(&args, "--homepage"), None);
+    }
 }

@@ -9,7 +9,7 @@ use crate::domain::apps::{self, AppInput};
 /// (prints the id and the site key), `app list` (with site keys and token counts), `app delete
 /// ID` (its tokens are refused from the next request; the keys it wrote stay with the devices).
 pub fn run(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let opt = |name: &str| crate::cli::option(args, name);
     let db = Db::open(&cfg.db_path, cfg.synchronous).map_err(|e| e.to_string())?;
     let usage = "usage: ccjk-cloud app create --name NAME --developer NAME [--homepage URL] \
                  [--developer-link URL] [--description TEXT] | app list | app delete ID";

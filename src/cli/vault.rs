@@ -20,7 +20,7 @@ pub const USAGE: &str = "usage: ccjk-cloud vault export --user EMAIL [--plaintex
 /// Runs `vault …` with its arguments (flags as `--name value` pairs, `--plaintext`, `--yes`
 /// and `--replace` alone).
 pub fn run(cfg: &Config, args: &[String]) -> Result<(), String> {
-    let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let opt = |name: &str| crate::cli::option(args, name);
     let flag = |name: &str| args.iter().any(|a| a == name);
     let mut positional = Vec::new();
     let mut i = 0;
