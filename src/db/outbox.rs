@@ -251,12 +251,14 @@ pub fn count_by_status(c: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
         .collect()
 }
 
-/// Mails of a kind the user queued since `since` (the daily cap of `POST /v1/email/send`).
-pub fn count_since(c: &Connection, user_id: i64, kind: &str, since: &str) -> rusqlite::Result<i64> {
+/// Mails the user asked for (free-form `send` and `test` mails) queued since `since`: the
+/// daily cap of `POST /v1/email/send` and `/v1/email/test`.
+pub fn requested_since(c: &Connection, user_id: i64, since: &str) -> rusqlite::Result<i64> {
     c.prepare_cached(
-        "SELECT count(*) FROM email_outbox WHERE user_id = ?1 AND kind = ?2 AND created_at >= ?3",
+        "SELECT count(*) FROM email_outbox WHERE user_id = ?1 AND kind IN ('send', 'test') \
+         AND created_at >= ?2",
     )?
-    .query_row(params![user_id, kind, since], |r| r.get(0))
+    .query_row(params![user_id, since], |r| r.get(0))
 }
 
 /// Deletes finished rows (sent, failed, unsent) last changed before `cutoff`; how many.

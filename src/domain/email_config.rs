@@ -72,7 +72,7 @@ pub const COMMAND_SCOPE: &str = "task:create";
 
 /// The device a request names, inside the user's data: `None` for the account's config.
 /// Errors: 404.
-fn device_of(cx: &Cx, user_id: i64, name: Option<&str>) -> ApiResult<Option<i64>> {
+pub(crate) fn device_of(cx: &Cx, user_id: i64, name: Option<&str>) -> ApiResult<Option<i64>> {
     match name
         .map(str::trim)
         .filter(|n| !n.is_empty() && *n != ACCOUNT)

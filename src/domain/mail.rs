@@ -102,11 +102,12 @@ pub fn task_report(t: &Task, device: Option<&str>) -> String {
 /// sender of a task that came in by e-mail (a reply under their mail, with a `messages` row
 /// written here if there is none yet, as for a cancel). One mail per address.
 pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
-    let Some(owner) = users::find(tx, t.user_id)? else {
-        return Ok(());
+    // The owner's address if they want the mail: one narrow read per result.
+    let owner_to = match message_id {
+        Some(_) => users::notify_address(tx, t.user_id)?,
+        None => None,
     };
-    let owner_wants = owner.is_active && owner.notify_email && message_id.is_some();
-    if !owner_wants && t.source != "email" {
+    if owner_to.is_none() && t.source != "email" {
         // The common case, on every daemon result: nothing to mail, nothing more to read.
         return Ok(());
     }
@@ -117,22 +118,22 @@ pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
     let report = task_report(t, device.as_deref());
     let short: String = t.command.chars().take(60).collect();
     let mut mailed: Vec<String> = Vec::new();
-    if owner_wants && let Some(mid) = message_id {
+    if let (Some(to), Some(mid)) = (owner_to, message_id) {
+        mailed.push(to.to_lowercase());
         enqueue(
             tx,
             &NewMail {
-                user_id: Some(owner.id),
+                user_id: Some(t.user_id),
                 task_id: Some(t.id.clone()),
                 message_id: Some(mid),
                 kind: "task_result",
-                to: owner.email.clone(),
+                to,
                 subject: format!("Task {}: {short}", verb(t.status)),
                 html: Some(html_pre(&report)),
                 text: report.clone(),
                 in_reply_to: None,
             },
         )?;
-        mailed.push(owner.email.to_lowercase());
     }
     if t.source == "email"
         && let Some(inb) = inbound::for_task(tx, &t.id)?
@@ -176,12 +177,9 @@ pub fn task_final(tx: &Tx, t: &Task, message_id: Option<i64>) -> ApiResult<()> {
 /// Mails a device's going offline to its owner when `notify_email` is on (inside the job that
 /// recorded the transition; `message_id` is the notification it wrote).
 pub fn device_offline(tx: &Tx, d: &BeatRow, message_id: i64) -> ApiResult<()> {
-    let Some(owner) = users::find(tx, d.user_id)? else {
+    let Some(to) = users::notify_address(tx, d.user_id)? else {
         return Ok(());
     };
-    if !(owner.is_active && owner.notify_email) {
-        return Ok(());
-    }
     let text = format!(
         "Device {} ({}) stopped sending heartbeats and is now offline.\n\nTasks for it wait until \
          it comes back; tasks it was running are requeued or time out.\n",
@@ -190,10 +188,10 @@ pub fn device_offline(tx: &Tx, d: &BeatRow, message_id: i64) -> ApiResult<()> {
     enqueue(
         tx,
         &NewMail {
-            user_id: Some(owner.id),
+            user_id: Some(d.user_id),
             message_id: Some(message_id),
             kind: "device_offline",
-            to: owner.email,
+            to,
             subject: format!("Device {} is offline", d.name),
             html: Some(html_pre(&text)),
             text,
@@ -261,11 +259,7 @@ pub fn send(cx: &Cx, user: &users::User, r: SendRequest) -> ApiResult<Mail> {
     }
     let (uid, admin) = (user.id, user.is_admin);
     let id = cx.write(move |tx| {
-        let since = format!("{}T00:00:00.000Z", time::day(&time::now()));
-        let used = outbox::count_since(tx, uid, "send", &since)?;
-        if !admin && used >= MAX_SENDS_PER_DAY {
-            return Err(ApiError::quota("emails_per_day", MAX_SENDS_PER_DAY, used));
-        }
+        check_daily(tx, uid, admin)?;
         enqueue(
             tx,
             &NewMail {
@@ -286,14 +280,7 @@ pub fn send(cx: &Cx, user: &users::User, r: SendRequest) -> ApiResult<Mail> {
 /// id), or of their own config, or their account's address. Errors: 404 for a device that is
 /// not theirs.
 pub fn test(cx: &Cx, user: &users::User, device: Option<&str>) -> ApiResult<Mail> {
-    let device_id = match device.filter(|d| !d.is_empty()) {
-        Some(uuid) => Some(
-            devices::get(cx.reader, user.id, uuid)?
-                .ok_or_else(|| ApiError::not_found("Device"))?
-                .id,
-        ),
-        None => None,
-    };
+    let device_id = crate::domain::email_config::device_of(cx, user.id, device)?;
     let to = match email_configs::get(cx.reader, user.id, device_id)? {
         Some(c) => c.email_address,
         None if device_id.is_some() => return Err(ApiError::not_found("E-mail config")),
@@ -303,8 +290,9 @@ pub fn test(cx: &Cx, user: &users::User, device: Option<&str>) -> ApiResult<Mail
         "This is a test mail from ccjk-cloud to {to}.\n\nIf you can read it, mail from the server \
          reaches you.\n"
     );
-    let uid = user.id;
+    let (uid, admin) = (user.id, user.is_admin);
     let id = cx.write(move |tx| {
+        check_daily(tx, uid, admin)?;
         enqueue(
             tx,
             &NewMail {
@@ -319,6 +307,18 @@ pub fn test(cx: &Cx, user: &users::User, device: Option<&str>) -> ApiResult<Mail
         )
     })?;
     outbox_get(cx, uid, id)
+}
+
+/// The daily cap on mails a person asks for (`send` and `test`): configured addresses are not
+/// verified, so a non-admin may have at most `MAX_SENDS_PER_DAY` queued per UTC day.
+/// Errors: 403 `QUOTA_EXCEEDED`.
+fn check_daily(tx: &Tx, user_id: i64, admin: bool) -> ApiResult<()> {
+    let since = format!("{}T00:00:00.000Z", time::day(&time::now()));
+    let used = outbox::requested_since(tx, user_id, &since)?;
+    if !admin && used >= MAX_SENDS_PER_DAY {
+        return Err(ApiError::quota("emails_per_day", MAX_SENDS_PER_DAY, used));
+    }
+    Ok(())
 }
 
 /// The user's outbox row. Errors: 404 (also for another user's id).

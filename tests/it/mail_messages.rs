@@ -309,3 +309,23 @@ fn a_device_going_offline_is_mailed_to_an_owner_who_wants_it() {
     assert_eq!(kinds["type"], "device_offline");
     assert_eq!(relay.requests().len(), 1, "coming online is not mailed");
 }
+
+/// Configured addresses are not verified, so the mails a person asks for (free-form and test
+/// mails together) are capped at 50 a UTC day; the refused one queues nothing.
+#[test]
+fn sends_and_test_mails_share_the_daily_cap() {
+    let s = TestServer::start();
+    s.register("first@example.com"); // the first account is the admin, who has no cap
+    let (token, _, _) = s.register("busy@example.com");
+    let send = json!({"to": "busy@example.com", "subject": "hi", "text": "hello"});
+    for _ in 0..25 {
+        assert_v1_ok(&s.post_json("/v1/email/send", Some(&token), send.clone()), 202);
+        assert_v1_ok(&s.post_json("/v1/email/test", Some(&token), json!({})), 202);
+    }
+    let r = s.post_json("/v1/email/test", Some(&token), json!({}));
+    assert_v1_error(&r, 403, "QUOTA_EXCEEDED");
+    let r = s.post_json("/v1/email/send", Some(&token), send);
+    assert_v1_error(&r, 403, "QUOTA_EXCEEDED");
+    let outbox = assert_v1_ok(&s.get("/v1/email/outbox?limit=100", Some(&token)), 200);
+    assert_eq!(outbox["count"], json!(50), "{outbox}");
+}
