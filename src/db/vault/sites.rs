@@ -249,14 +249,6 @@ pub fn has_schemaless_site(c: &Connection, user_id: i64) -> rusqlite::Result<boo
     .query_row([user_id], |r| r.get(0))
 }
 
-/// The active account of the user's site: `None` if the site has no mapping row, `Some(None)`
-/// if its active account was cleared or deleted.
-pub fn active(c: &Connection, user_id: i64, key: &str) -> rusqlite::Result<Option<Option<String>>> {
-    c.prepare_cached("SELECT account_id FROM active_accounts WHERE user_id = ?1 AND site_key = ?2")?
-        .query_row(params![user_id, key], |r| r.get(0))
-        .optional()
-}
-
 /// Makes `account_id` the active account of the site (the caller checked that it is one of
 /// the site's accounts).
 pub fn set_active(
@@ -273,16 +265,6 @@ pub fn set_active(
         params![user_id, key, account_id, now],
     )?;
     Ok(())
-}
-
-/// The user's active accounts: (site key, account id), by site key.
-pub fn active_all(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<(String, String)>> {
-    c.prepare_cached(
-        "SELECT site_key, account_id FROM active_accounts \
-         WHERE user_id = ?1 AND account_id IS NOT NULL ORDER BY site_key",
-    )?
-    .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-    .collect()
 }
 
 /// The name of the index the server keeps for the indexed prop `field`:

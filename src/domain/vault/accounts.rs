@@ -250,11 +250,11 @@ pub fn update(
             }
         }
         let plain = validate(&schema, plain)?;
-        store(tx, &sealer, user_id, &schema, &old, &plain, &now)?;
+        let row = store(tx, &sealer, user_id, &schema, &old, &plain, &now)?;
         if let Some(a) = &actor {
             reveals::record(tx, user_id, a, [(&old.id, &old.site_key)], &now)?;
         }
-        db::get(tx, user_id, &id)?.ok_or_else(account_not_found)
+        Ok(row)
     })?;
     secrets::view(&cx.svc.sealer, &row, show.is_some())
 }

@@ -109,11 +109,11 @@ pub fn for_device(
     };
     let sites = db_sites::all(cx.reader, user_id)?;
     let mut picked = Vec::new();
-    for (key, id) in db_sites::active_all(cx.reader, user_id)? {
-        let Some(site) = sites.iter().find(|s| s.key == key) else {
+    for site in &sites {
+        let Some(id) = &site.active_account_id else {
             continue;
         };
-        match row(cx, user_id, &id) {
+        match row(cx, user_id, id) {
             Ok(r) => picked.push((site, r, reveal && site.allow_device_reveal)),
             Err(e) if e.status() == 404 => continue,
             Err(e) => return Err(e),

@@ -311,8 +311,12 @@ pub fn active(
     key: &str,
     show: Option<&Actor>,
 ) -> ApiResult<Option<AccountView>> {
-    get(cx, user_id, key)?;
-    match db::active(cx.reader, user_id, key)?.flatten() {
+    let site = is_site_key(key)
+        .then(|| db::get(cx.reader, user_id, key))
+        .transpose()?
+        .flatten()
+        .ok_or_else(site_not_found)?;
+    match site.active_account_id {
         Some(id) => acc::get(cx, user_id, &id, show).map(Some),
         None => Ok(None),
     }
@@ -348,7 +352,7 @@ pub fn set_active(
         if let Some(actor) = &actor {
             reveals::record(tx, user_id, actor, [(&a.id, &a.site_key)], &now)?;
         }
-        db_acc::get(tx, user_id, &id)?.ok_or_else(super::account_not_found)
+        Ok(db_acc::AccountRow { is_active: true, ..a })
     })?;
     secrets::view(&sealer, &row, show.is_some())
 }
