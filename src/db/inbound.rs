@@ -94,15 +94,6 @@ pub fn for_task(c: &Connection, task_id: &str) -> rusqlite::Result<Option<Inboun
     .optional()
 }
 
-/// The newest deliveries (`ccjk-cloud`, tests).
-pub fn recent(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Inbound>> {
-    c.prepare(&format!(
-        "SELECT {COLUMNS} FROM inbound_emails ORDER BY id DESC LIMIT ?1"
-    ))?
-    .query_map([limit], from_row)?
-    .collect()
-}
-
 /// Deletes deliveries received before `cutoff`; how many.
 pub fn delete_before(c: &Connection, cutoff: &str) -> rusqlite::Result<usize> {
     c.prepare_cached("DELETE FROM inbound_emails WHERE received_at < ?1")?

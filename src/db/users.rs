@@ -62,9 +62,11 @@ pub fn is_active(c: &Connection, id: i64) -> rusqlite::Result<Option<bool>> {
 /// The address to mail the user's notifications to: `Some` only for an active account with
 /// `notify_email` on (`None` also for no such user). The per-result check (`domain::mail`).
 pub fn notify_address(c: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
-    c.prepare_cached("SELECT email FROM users WHERE id = ?1 AND is_active = 1 AND notify_email = 1")?
-        .query_row([id], |r| r.get(0))
-        .optional()
+    c.prepare_cached(
+        "SELECT email FROM users WHERE id = ?1 AND is_active = 1 AND notify_email = 1",
+    )?
+    .query_row([id], |r| r.get(0))
+    .optional()
 }
 
 /// The user whose e-mail comparison key is `key` (`domain::text::email_key` of what was

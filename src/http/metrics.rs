@@ -140,6 +140,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     devices_online: Gauge,
     parked_polls: Gauge,
+    event_streams: Gauge,
     database_bytes: Gauge,
     wal_bytes: Gauge,
     email_outbox: Family<StatusLabel, Gauge>,
@@ -170,6 +171,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             devices_online: Gauge::default(),
             parked_polls: Gauge::default(),
+            event_streams: Gauge::default(),
             database_bytes: Gauge::default(),
             wal_bytes: Gauge::default(),
             email_outbox: Family::default(),
@@ -207,6 +209,11 @@ impl Metrics {
             "ccjk_parked_polls",
             "Long-polls waiting for work",
             m.parked_polls.clone(),
+        );
+        r.register(
+            "ccjk_event_streams",
+            "Open GET /v1/events streams",
+            m.event_streams.clone(),
         );
         r.register(
             "ccjk_database_bytes",
@@ -279,7 +286,7 @@ impl Metrics {
     }
 
     /// The exposition, with the scrape-time figures set from `snap`.
-    pub fn render(&self, snap: &Snapshot, parked_polls: usize) -> String {
+    pub fn render(&self, snap: &Snapshot, parked_polls: usize, event_streams: usize) -> String {
         for s in TaskStatus::ALL {
             let n = snap
                 .tasks_by_status
@@ -295,6 +302,7 @@ impl Metrics {
         }
         self.devices_online.set(snap.devices_online);
         self.parked_polls.set(parked_polls as i64);
+        self.event_streams.set(event_streams as i64);
         self.database_bytes.set(snap.database_bytes);
         self.wal_bytes.set(snap.wal_bytes);
         for status in crate::db::outbox::STATUSES {
@@ -361,7 +369,7 @@ mod tests {
             email_sends: vec![("resend", crate::state::mail::Outcome::Retry, 2)],
             inbound_signatures: 5,
         };
-        let text = m.render(&snap, 1);
+        let text = m.render(&snap, 1, 2);
         for want in [
             "ccjk_http_requests_total{route=\"/v1/tasks/{id}\",method=\"GET\",status=\"4xx\"} 1",
             "ccjk_http_request_duration_seconds_bucket{route=\"/v1/tasks/{id}\",method=\"GET\",status=\"4xx\",le=\"0.005\"} 1",
@@ -372,6 +380,7 @@ mod tests {
             "ccjk_tasks{status=\"timeout\"} 0",
             "ccjk_queue_depth 4",
             "ccjk_parked_polls 1",
+            "ccjk_event_streams 2",
             "# TYPE ccjk_password_hashes_total counter",
             "# TYPE ccjk_writer_commit_seconds histogram",
             "ccjk_email_outbox{status=\"sent\"} 3",

@@ -85,7 +85,6 @@ pub fn bind(listen: &Listen) -> io::Result<tiny_http::Server> {
 }
 
 /// What the access log needs about a request, carried with it between threads.
-#[derive(Clone)]
 pub struct AccessInfo {
     pub(crate) started: Instant,
     pub(crate) method: String,
@@ -272,7 +271,13 @@ fn close(
         resp.add_header(h);
     }
     let sent = app.net.close_with(raw, resp, socket);
-    info.log(reply.status, reply.body.len(), reply.error_code, "", sent.err());
+    info.log(
+        reply.status,
+        reply.body.len(),
+        reply.error_code,
+        "",
+        sent.err(),
+    );
 }
 
 /// The request-taking loop of one worker thread. Returns `Err` if the accept thread died.

@@ -319,7 +319,10 @@ fn sends_and_test_mails_share_the_daily_cap() {
     let (token, _, _) = s.register("busy@example.com");
     let send = json!({"to": "busy@example.com", "subject": "hi", "text": "hello"});
     for _ in 0..25 {
-        assert_v1_ok(&s.post_json("/v1/email/send", Some(&token), send.clone()), 202);
+        assert_v1_ok(
+            &s.post_json("/v1/email/send", Some(&token), send.clone()),
+            202,
+        );
         assert_v1_ok(&s.post_json("/v1/email/test", Some(&token), json!({})), 202);
     }
     let r = s.post_json("/v1/email/test", Some(&token), json!({}));

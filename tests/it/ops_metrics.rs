@@ -51,6 +51,7 @@ fn the_exposition_parses_and_its_figures_move_with_requests() {
         "ccjk_queue_depth",
         "ccjk_devices_online",
         "ccjk_parked_polls",
+        "ccjk_event_streams",
         "ccjk_database_bytes",
         "ccjk_wal_bytes",
         "ccjk_writer_batch_jobs",
@@ -104,6 +105,11 @@ fn the_exposition_parses_and_its_figures_move_with_requests() {
             > value(&before, "ccjk_writer_batch_jobs", &[]),
         "the task's write was a batch"
     );
+    assert_eq!(value(&after, "ccjk_event_streams", &[]), 0.0);
+    let auth = format!("Bearer {token}");
+    let stream = crate::sse::open(s.addr, "/v1/events", &[("Authorization", &auth)]).stream();
+    assert_eq!(value(&scrape(&s).1, "ccjk_event_streams", &[]), 1.0);
+    drop(stream);
     let unmatched = [("route", "unmatched"), ("status", "4xx")];
     s.get("/v1/no/such/route", None);
     let (_, last) = scrape(&s);

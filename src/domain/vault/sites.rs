@@ -352,7 +352,10 @@ pub fn set_active(
         if let Some(actor) = &actor {
             reveals::record(tx, user_id, actor, [(&a.id, &a.site_key)], &now)?;
         }
-        Ok(db_acc::AccountRow { is_active: true, ..a })
+        Ok(db_acc::AccountRow {
+            is_active: true,
+            ..a
+        })
     })?;
     secrets::view(&sealer, &row, show.is_some())
 }

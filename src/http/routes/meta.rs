@@ -43,7 +43,10 @@ fn live(_: &Call, _: ()) -> ApiResult<Live> {
 /// `GET /metrics`: the Prometheus text format (README "Metrics").
 fn metrics(call: &Call, _: ()) -> ApiResult<Out<()>> {
     let snap = health::snapshot(&call.cx)?;
-    let text = call.app.metrics.render(&snap, call.app.polls.len());
+    let app = &call.app;
+    let text = app
+        .metrics
+        .render(&snap, app.polls.len(), app.events.open_count());
     Ok(Out::Reply(Reply {
         content_type: crate::http::metrics::CONTENT_TYPE,
         ..Reply::text(200, text)
