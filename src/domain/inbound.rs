@@ -68,15 +68,15 @@ fn invalid_signature(why: &str) -> ApiError {
     ApiError::new(Code::InvalidSignature, format!("Invalid signature: {why}"))
 }
 
-/// Records a delivery refused before its body could be trusted (no parsed field is kept).
-fn record_unsigned(cx: &Cx, reason: &'static str, ip: &str) -> ApiResult<()> {
+/// Records a refused delivery (no parsed field is kept unless the signature verified).
+fn record_refused(cx: &Cx, reason: String, ip: &str) -> ApiResult<()> {
     let ip = ip.to_string();
     cx.write(move |tx| {
         inbound::insert(
             tx,
             &NewInbound {
                 status: "rejected",
-                reason: Some(reason.into()),
+                reason: Some(reason),
                 ip_address: Some(ip),
                 ..NewInbound::default()
             },
@@ -85,13 +85,12 @@ fn record_unsigned(cx: &Cx, reason: &'static str, ip: &str) -> ApiResult<()> {
     })
 }
 
-/// Checks the signature of `body` against every configured secret. Errors: 401
-/// `INVALID_SIGNATURE` (recorded), 404 when the webhook is disabled.
-fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
+/// Checks the signature of `body` against every configured secret. `Err` gives the recorded
+/// reason and the message of the 401 `INVALID_SIGNATURE`.
+fn verify(cx: &Cx, body: &[u8], s: Signed) -> Result<(), (&'static str, &'static str)> {
     let secrets = &cx.cfg().inbound_secrets;
     let Some(sig) = s.signature.map(str::trim).filter(|v| !v.is_empty()) else {
-        record_unsigned(cx, "missing_signature", ip)?;
-        return Err(invalid_signature("X-Email-Signature is missing"));
+        return Err(("missing_signature", "X-Email-Signature is missing"));
     };
     let prefix = match s.timestamp.map(str::trim) {
         None => None,
@@ -103,8 +102,8 @@ fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
             match ts.parse::<i64>() {
                 Ok(t) if t.abs_diff(secs) <= INBOUND_MAX_SKEW.as_secs() => Some(format!("{ts}.")),
                 _ => {
-                    record_unsigned(cx, "stale_timestamp", ip)?;
-                    return Err(invalid_signature(
+                    return Err((
+                        "stale_timestamp",
                         "X-Email-Timestamp is not within 300 s of the server's clock",
                     ));
                 }
@@ -113,8 +112,7 @@ fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
     };
     let hex = sig.strip_prefix("sha256=").unwrap_or(sig);
     let Some(tag) = crate::crypto::unhex(hex).filter(|t| t.len() == 32) else {
-        record_unsigned(cx, "bad_signature", ip)?;
-        return Err(invalid_signature("not a hex HMAC-SHA256"));
+        return Err(("bad_signature", "not a hex HMAC-SHA256"));
     };
     // Every secret is tried, whichever matches, so the time taken does not say which did.
     let mut ok = false;
@@ -130,8 +128,7 @@ fn verify(cx: &Cx, body: &[u8], s: Signed, ip: &str) -> ApiResult<()> {
         ok |= mac.verify_slice(&tag).is_ok();
     }
     if !ok {
-        record_unsigned(cx, "bad_signature", ip)?;
-        return Err(invalid_signature("it does not match"));
+        return Err(("bad_signature", "it does not match"));
     }
     Ok(())
 }
@@ -174,13 +171,26 @@ pub fn command_of(body: &str) -> String {
 }
 
 /// Checks one delivery of the webhook from `ip` up to its JSON; `accept_delivery` does the
-/// rest once the sender is within its rate limit. Errors: 404 when no secret is configured,
-/// 401 `INVALID_SIGNATURE`, 422 for a signed body that is not the expected JSON (recorded).
-pub fn verify_delivery(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiResult<Delivery> {
+/// rest once the sender is within its rate limit. A delivery whose signature fails is recorded
+/// when `may_record()` says so: anyone can send those, so the caller bounds how many reach the
+/// database (the route: per address). Errors: 404 when no secret is configured, 401
+/// `INVALID_SIGNATURE`, 422 for a signed body that is not the expected JSON (recorded).
+pub fn verify_delivery(
+    cx: &Cx,
+    body: &[u8],
+    signed: Signed,
+    ip: &str,
+    may_record: impl FnOnce() -> bool,
+) -> ApiResult<Delivery> {
     if cx.cfg().inbound_secrets.is_empty() {
         return Err(ApiError::not_found("Route"));
     }
-    verify(cx, body, signed, ip)?;
+    if let Err((reason, why)) = verify(cx, body, signed) {
+        if may_record() {
+            record_refused(cx, reason.to_string(), ip)?;
+        }
+        return Err(invalid_signature(why));
+    }
     let parsed = serde_json::from_slice::<InboundMail>(body)
         .map_err(|e| e.to_string())
         .and_then(|m| {
@@ -196,20 +206,7 @@ pub fn verify_delivery(cx: &Cx, body: &[u8], signed: Signed, ip: &str) -> ApiRes
     let (mail, message_id) = match parsed {
         Ok(p) => p,
         Err(e) => {
-            let why = format!("bad_json: {e}");
-            let ipc = ip.to_string();
-            cx.write(move |tx| {
-                inbound::insert(
-                    tx,
-                    &NewInbound {
-                        status: "rejected",
-                        reason: Some(why),
-                        ip_address: Some(ipc),
-                        ..NewInbound::default()
-                    },
-                )?;
-                Ok(())
-            })?;
+            record_refused(cx, format!("bad_json: {e}"), ip)?;
             return Err(ApiError::new(
                 Code::ValidationFailed,
                 format!("Invalid inbound mail: {e}"),

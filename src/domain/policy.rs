@@ -120,6 +120,10 @@ pub const INBOUND_MAX_SKEW: Duration = Duration::from_secs(300);
 /// Deliveries of the inbound-mail webhook per sender per minute (README "Rate limits"),
 /// counted once a delivery's signature verified.
 pub const WEBHOOK_PER_SENDER_PER_MINUTE: u32 = 10;
+/// Inbound-mail deliveries refused for their signature that are recorded in `inbound_emails`
+/// per client address per minute (README "Mail"); past it they are refused unrecorded, so an
+/// anonymous flood cannot grow the database or hold the writer.
+pub const WEBHOOK_REFUSALS_RECORDED_PER_MINUTE: u32 = 10;
 
 /// The delay before attempt `attempt + 1` of a mail (`attempt` ≥ 1 just failed): `base`
 /// doubled per earlier attempt, times `jitter` (a factor in 1 ± `MAIL_BACKOFF_JITTER`). With

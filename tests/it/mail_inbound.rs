@@ -435,3 +435,16 @@ fn setting_a_mail_address_needs_the_right_to_create_tasks() {
     assert_eq!(configs["configs"], json!([]));
     assert_v1_ok(&s.post_json("/v1/email/config", Some(&both), body), 200);
 }
+
+/// Anyone can send a delivery with a wrong signature: each is 401, but only the first 10 a
+/// minute from one address become rows of `inbound_emails`.
+#[test]
+fn unsigned_floods_are_refused_and_only_a_few_are_recorded() {
+    let s = TestServer::start_with(|c| c.inbound_secrets = vec![SECRET.into()]);
+    let body = mail("me@example.com", "[CCJK] x", "x", "<f@x>");
+    for _ in 0..15 {
+        let r = post_signed(&s, "/email/incoming", &body, "not-the-secret", None);
+        assert_lite_error(&r, 401, "INVALID_SIGNATURE");
+    }
+    assert_eq!(recorded(&s).len(), 10);
+}

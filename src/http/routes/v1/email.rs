@@ -6,7 +6,7 @@ use crate::db::outbox::Mail;
 use crate::domain::email_config::{self, ConfigRequest};
 use crate::domain::inbound::{self, Outcome, Signed};
 use crate::domain::mail::{self, SendRequest};
-use crate::domain::policy::WEBHOOK_PER_SENDER_PER_MINUTE;
+use crate::domain::policy::{WEBHOOK_PER_SENDER_PER_MINUTE, WEBHOOK_REFUSALS_RECORDED_PER_MINUTE};
 use crate::error::ApiResult;
 use crate::http::ratelimit;
 use crate::http::route::{Call, Input, InputDoc, Json, JsonOr, Message, Out, PageQuery, Query};
@@ -273,13 +273,27 @@ impl From<Outcome> for IncomingReply {
 
 /// `POST /v1/email/incoming` and Lite's `POST /email/incoming`: the HMAC-signed webhook. A
 /// verified delivery counts against its sender's limit (`WEBHOOK_PER_SENDER_PER_MINUTE`); one
-/// over it is 429 with `Retry-After`, recorded, and creates nothing.
+/// over it is 429 with `Retry-After`, recorded, and creates nothing. A delivery whose signature
+/// fails is 401 and recorded, at most `WEBHOOK_REFUSALS_RECORDED_PER_MINUTE` a minute per
+/// client address (anyone can send those).
 pub fn incoming(call: &Call, _: SignedBody) -> ApiResult<Out<IncomingReply>> {
     let signed = Signed {
         signature: call.req.header("x-email-signature"),
         timestamp: call.req.header("x-email-timestamp"),
     };
-    let d = inbound::verify_delivery(&call.cx, &call.req.body, signed, call.ip())?;
+    // Refusals before a signature verified are recorded at most so often per address.
+    let may_record = || {
+        let key = Key::Other("webhook-refused", call.ip().to_string());
+        ratelimit::admit_key(
+            call.app,
+            key,
+            WEBHOOK_REFUSALS_RECORDED_PER_MINUTE,
+            "webhook",
+        )
+        .verdict
+        .allowed
+    };
+    let d = inbound::verify_delivery(&call.cx, &call.req.body, signed, call.ip(), may_record)?;
     let key = Key::Other("webhook", d.sender_key());
     let limited = ratelimit::admit_key(call.app, key, WEBHOOK_PER_SENDER_PER_MINUTE, "webhook");
     if !limited.verdict.allowed {
