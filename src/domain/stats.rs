@@ -74,7 +74,7 @@ pub struct Summary {
     pub total_execution_time_ms: i64,
     /// Devices not offline now.
     pub devices_online: i64,
-    /// Bytes stored now (config backups and daemon logs).
+    /// Bytes stored now: config backups, daemon logs and KV entries (`policy::storage_used`).
     pub storage_used: i64,
     /// The plan's storage quota in bytes (`null`: unlimited); for a device, its owner's.
     pub storage_quota: Option<i64>,
