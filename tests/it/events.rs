@@ -315,6 +315,7 @@ fn another_users_events_never_arrive() {
         es.next_within(Duration::from_millis(300)).is_none(),
         "nothing else"
     );
+    assert!(es.is_open(), "silence, not an ended stream");
     // Bob's id as Last-Event-ID does not replay his events either.
     let mut bs = stream(&s, &bob);
     let b2 = queue_cmd(&s, &bob, &b_dev, "x");
@@ -334,6 +335,7 @@ fn another_users_events_never_arrive() {
         "only Alice's: not {b2}"
     );
     assert!(replay.next_within(Duration::from_millis(300)).is_none());
+    assert!(replay.is_open(), "silence, not an ended stream");
 }
 
 #[test]

@@ -390,6 +390,12 @@ fn baseline(pid: u32) -> (usize, usize) {
         let now = fds_and_threads(pid);
         best = (best.0.min(now.0), best.1.min(now.1));
     }
+    // A server always has its listener's socket and more than one thread: zeros would mean
+    // /proc could not be read, and every comparison with them would pass.
+    assert!(
+        best.0 > 0 && best.1 > 1,
+        "cannot read /proc/{pid}: {best:?}"
+    );
     best
 }
 

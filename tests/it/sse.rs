@@ -139,6 +139,12 @@ impl Sse {
         true
     }
 
+    /// Whether the stream is still open: `next_within` answers `None` both at its deadline and
+    /// when the stream ended, and a test that expects silence checks this too.
+    pub fn is_open(&self) -> bool {
+        !self.ended
+    }
+
     /// The next event (comments and `retry:` skipped) within `within`, or `None`.
     pub fn next_within(&mut self, within: Duration) -> Option<Event> {
         let deadline = Instant::now() + within;
