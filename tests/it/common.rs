@@ -111,6 +111,37 @@ pub fn program(names: &[&str], paths: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Runs `ccjk-cloud ARGS` over the database in `dir` (with `env` added, stdin closed: not a
+/// terminal) and returns what it printed; kills it and fails the test if it runs past 60 s.
+/// The output is read while it runs, so a command printing more than a pipe holds never
+/// blocks on it.
+pub fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let child = binary()
+        .env("CCJK_DB", dir.join("ccjk.db"))
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ccjk-cloud");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.expect("ccjk-cloud's output"),
+        Err(_) => {
+            // Our own child, not yet waited for (its waiter thread is still blocked).
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            panic!("ccjk-cloud {args:?} did not exit within 60 s");
+        }
+    }
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

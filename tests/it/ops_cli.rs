@@ -1,19 +1,14 @@
 //! `ccjk-cloud stats` (README "Operations"): a line per user, or one user's summary and days,
 //! from the database an admin points it at; an unknown period or user is an error.
 
-use crate::common::binary;
 use rusqlite::params;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
+/// `ccjk-cloud ARGS` over the database in `dir` (`common::cli`).
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    binary()
-        .env("CCJK_DB", dir.join("ccjk.db"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ccjk-cloud")
+    crate::common::cli(dir, args, &[])
 }
 
 fn stdout(o: &Output) -> String {

@@ -4,33 +4,10 @@
 //! refused at start; `user create|list|disable`, `backup PATH` and `check` work on a database
 //! file an admin points them at.
 
-use crate::common::{PASSWORD, TestServer, assert_v1_error, assert_v1_ok, binary};
+use crate::common::{PASSWORD, TestServer, assert_v1_error, assert_v1_ok, cli};
 use serde_json::json;
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
-
-/// Runs `ccjk-cloud ARGS` over the database in `dir`, killing it if it runs past 60 s.
-fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = binary()
-        .env("CCJK_DB", dir.join("ccjk.db"))
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ccjk-cloud");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ccjk-cloud {args:?} did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -3,32 +3,15 @@
 //! blind index) but not on another; a plaintext export needs a terminal's confirmation or
 //! `--yes` and records its reveals; an import never doubles a site unless asked to replace it.
 
-use crate::common::{TestServer, assert_v1_ok, binary};
+use crate::common::{TestServer, assert_v1_ok};
 use crate::vault_util::*;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-/// Runs `ccjk-cloud ARGS` over the database in `dir` with stdin closed (not a terminal).
+/// `ccjk-cloud ARGS` over the database in `dir` (`common::cli`).
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    let mut child = binary()
-        .env("CCJK_DB", dir.join("ccjk.db"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ccjk-cloud");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ccjk-cloud {args:?} did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    crate::common::cli(dir, args, &[])
 }
 
 fn ok(o: &Output) -> String {
