@@ -41,6 +41,7 @@ mod ops_metrics;
 mod ops_rate_limits;
 mod ops_stats;
 mod ops_util;
+mod ownership;
 mod panel_browser;
 mod panel_cookie;
 mod presence;

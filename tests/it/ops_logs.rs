@@ -7,13 +7,12 @@
 
 use crate::common::{Resp, TestServer, assert_v1_error, assert_v1_ok};
 use crate::ops_util::{
-    db, get_bytes, gzip_stored, multipart, multipart_type, noise, put_on_plan, stamp_ago,
+    META_GZ, db, get_bytes, gzip_stored, multipart, multipart_type, noise, put_on_plan, stamp_ago,
 };
 use crate::queue_util::{eventually, new_device, pending, queue_cmd, report};
 use serde_json::json;
 use std::time::Duration;
 
-const META_GZ: &[u8] = br#"{"type":"daemon","date":"2026-01-20","compressed":true}"#;
 const META_TEXT: &[u8] = br#"{"type":"task","date":"2026-01-21","compressed":false}"#;
 
 fn upload(s: &TestServer, key: &str, body: Vec<u8>, content_type: &str) -> Resp {

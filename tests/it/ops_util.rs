@@ -6,6 +6,9 @@ use crate::common::TestServer;
 use rusqlite::{Connection, params};
 use std::time::{Duration, SystemTime};
 
+/// The metadata part of a gzip daemon log upload.
+pub const META_GZ: &[u8] = br#"{"type":"daemon","date":"2026-01-20","compressed":true}"#;
+
 /// The multipart boundary the tests use.
 pub const BOUNDARY: &str = "ccjk-test-boundary-7MA4YWxkTrZu0gW";
 
