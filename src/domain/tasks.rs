@@ -235,32 +235,30 @@ pub fn create(
     new.source = source.as_str();
     new.idempotency_key = key;
     let (uid, index) = (who.user_id, cx.svc.claimable.clone());
-    let (id, replayed) = cx.write(move |tx| {
+    let (t, replayed) = cx.write(move |tx| {
         if let Some(k) = &new.idempotency_key
             && let Some(t) = tasks::by_idempotency_key(tx, uid, k)?
         {
-            return Ok((t.id, true));
+            return Ok((t, true));
         }
         policy::check_daily_tasks(tx, uid, 1)?;
         let id = tasks::insert(tx, &new)?;
         made_claimable(tx, &index, new.device_id, new.user_id);
-        created(tx, &id)?;
-        Ok((id, false))
+        Ok((created(tx, &id)?, false))
     })?;
-    let t = tasks::get(cx.reader, uid, &id)?
-        .ok_or_else(|| ApiError::internal("created task vanished"))?;
     if replayed {
         return Ok((visible_replay(t, who)?, true));
     }
     Ok((t, false))
 }
 
-/// Publishes `task.created` for the task just inserted as `id` (read back inside the job).
-fn created(tx: &crate::db::Tx, id: &str) -> ApiResult<()> {
-    if let Some(t) = tasks::get_internal(tx, id)? {
-        events::task_created(tx, &t);
-    }
-    Ok(())
+/// The task just inserted as `id`, read back inside the job (its answer: the caller reads
+/// nothing after the commit), with `task.created` published for it.
+fn created(tx: &crate::db::Tx, id: &str) -> ApiResult<Task> {
+    let t = tasks::get_internal(tx, id)?
+        .ok_or_else(|| ApiError::internal("created task vanished"))?;
+    events::task_created(tx, &t);
+    Ok(t)
 }
 
 /// A replayed `Idempotency-Key` answers with the first task only if the caller may see it: a
@@ -305,26 +303,21 @@ pub fn batch(
         news.push(n);
     }
     let (uid, index) = (who.user_id, cx.svc.claimable.clone());
-    let ids = cx.write(move |tx| {
+    let out = cx.write(move |tx| {
         policy::check_daily_tasks(tx, uid, news.len() as i64)?;
-        let mut ids: Vec<String> = Vec::with_capacity(news.len());
+        let mut out: Vec<Task> = Vec::with_capacity(news.len());
         for mut n in news {
             if sequential {
-                n.depends_on = ids.last().cloned();
+                n.depends_on = out.last().map(|t| t.id.clone());
             }
             let id = tasks::insert(tx, &n)?;
             if n.status == TaskStatus::Pending {
                 made_claimable(tx, &index, n.device_id, n.user_id);
             }
-            created(tx, &id)?;
-            ids.push(id);
+            out.push(created(tx, &id)?);
         }
-        Ok(ids)
+        Ok(out)
     })?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get(cx, uid, &id)?);
-    }
     Ok((batch_id, out))
 }
 
@@ -436,12 +429,10 @@ pub fn retry(cx: &Cx, who: &Creator, id: &str) -> ApiResult<Task> {
         idempotency_key: None,
     };
     let (uid, index) = (who.user_id, cx.svc.claimable.clone());
-    let id = cx.write(move |tx| {
+    cx.write(move |tx| {
         policy::check_daily_tasks(tx, uid, 1)?;
         let id = tasks::insert(tx, &new)?;
         made_claimable(tx, &index, new.device_id, new.user_id);
-        created(tx, &id)?;
-        Ok(id)
-    })?;
-    get(cx, uid, &id)
+        created(tx, &id)
+    })
 }
