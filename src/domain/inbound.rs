@@ -20,11 +20,11 @@
 
 use crate::db::inbound::{self, NewInbound};
 use crate::db::messages::NewMessage;
-use crate::db::tasks::{self, NewTask, TaskStatus};
+use crate::db::tasks::{NewTask, TaskStatus};
 use crate::db::{Tx, email_configs};
 use crate::domain::events;
-use crate::domain::lifecycle::made_claimable;
-use crate::domain::policy::{self, *};
+use crate::domain::policy::*;
+use crate::domain::tasks::{CommandProblem, check_command, queue};
 use crate::domain::{Cx, text};
 use crate::error::{ApiError, ApiResult, Code};
 use hmac::{Hmac, KeyInit, Mac};
@@ -392,17 +392,10 @@ fn decide(
     };
     rec.device_id = device_id;
     let command = command_of(body.as_deref().unwrap_or(""));
-    if command.is_empty() {
-        return Ok(Err("empty_command".into()));
-    }
-    if command.len() > MAX_COMMAND || command.contains('\0') {
-        return Ok(Err("invalid_command".into()));
-    }
-    if let Err(e) = policy::check_daily_tasks(tx, user_id, 1) {
-        if e.code == Code::QuotaExceeded {
-            return Ok(Err("quota_exceeded".into()));
-        }
-        return Err(e);
+    match check_command(&command) {
+        Ok(()) => {}
+        Err(CommandProblem::Empty) => return Ok(Err("empty_command".into())),
+        Err(CommandProblem::Invalid) => return Ok(Err("invalid_command".into())),
     }
     let new = NewTask {
         user_id,
@@ -423,12 +416,11 @@ fn decide(
         source: "email",
         idempotency_key: None,
     };
-    let id = tasks::insert(tx, &new)?;
-    made_claimable(tx, index, device_id, user_id);
-    if let Some(t) = tasks::get_internal(tx, &id)? {
-        events::task_created(tx, &t);
+    match queue(tx, index, &new) {
+        Ok(t) => Ok(Ok(t.id)),
+        Err(e) if e.code == Code::QuotaExceeded => Ok(Err("quota_exceeded".into())),
+        Err(e) => Err(e),
     }
-    Ok(Ok(id))
 }
 
 #[cfg(test)]

@@ -89,18 +89,51 @@ fn plain(s: &str) -> bool {
     !s.chars().any(|c| c.is_control() && c != '\t')
 }
 
+/// What is wrong with a command.
+pub(crate) enum CommandProblem {
+    Empty,
+    /// Longer than `MAX_COMMAND` bytes, or holding a NUL.
+    Invalid,
+}
+
+/// The rule every task's command follows, whichever way it came (API, Lite, e-mail): not empty,
+/// at most `MAX_COMMAND` bytes, no NUL.
+pub(crate) fn check_command(command: &str) -> Result<(), CommandProblem> {
+    if command.is_empty() {
+        Err(CommandProblem::Empty)
+    } else if command.len() > MAX_COMMAND || command.contains('\0') {
+        Err(CommandProblem::Invalid)
+    } else {
+        Ok(())
+    }
+}
+
+/// Queues one task inside a write job: the daily quota, the row, its claimable mark and
+/// `task.created`. Returns the row. Errors: 403 `QUOTA_EXCEEDED`.
+pub(crate) fn queue(
+    tx: &crate::db::Tx,
+    index: &crate::state::claimable::ClaimableIndex,
+    new: &NewTask,
+) -> ApiResult<Task> {
+    policy::check_daily_tasks(tx, new.user_id, 1)?;
+    let id = tasks::insert(tx, new)?;
+    made_claimable(tx, index, new.device_id, new.user_id);
+    created(tx, &id)
+}
+
 /// Validates a request into a `NewTask` (device and session resolved inside the caller's data).
 /// Errors: 422 per field, 404 for a device or session that is not the caller's.
 fn validate(cx: &Cx, who: &Creator, r: &CreateTaskRequest) -> ApiResult<NewTask> {
     let command = r.command.trim();
-    if command.is_empty() {
-        return Err(ApiError::invalid("command", "is required"));
-    }
-    if command.len() > MAX_COMMAND || command.contains('\0') {
-        return Err(ApiError::invalid(
-            "command",
-            format!("at most {MAX_COMMAND} bytes, no NUL"),
-        ));
+    match check_command(command) {
+        Ok(()) => {}
+        Err(CommandProblem::Empty) => return Err(ApiError::invalid("command", "is required")),
+        Err(CommandProblem::Invalid) => {
+            return Err(ApiError::invalid(
+                "command",
+                format!("at most {MAX_COMMAND} bytes, no NUL"),
+            ));
+        }
     }
     let kind = r.kind.clone().unwrap_or_else(|| "bash".into());
     if !["bash", "workflow", "custom"].contains(&kind.as_str()) {
@@ -241,10 +274,7 @@ pub fn create(
         {
             return Ok((t, true));
         }
-        policy::check_daily_tasks(tx, uid, 1)?;
-        let id = tasks::insert(tx, &new)?;
-        made_claimable(tx, &index, new.device_id, new.user_id);
-        Ok((created(tx, &id)?, false))
+        Ok((queue(tx, &index, &new)?, false))
     })?;
     if replayed {
         return Ok((visible_replay(t, who)?, true));
@@ -255,8 +285,8 @@ pub fn create(
 /// The task just inserted as `id`, read back inside the job (its answer: the caller reads
 /// nothing after the commit), with `task.created` published for it.
 fn created(tx: &crate::db::Tx, id: &str) -> ApiResult<Task> {
-    let t = tasks::get_internal(tx, id)?
-        .ok_or_else(|| ApiError::internal("created task vanished"))?;
+    let t =
+        tasks::get_internal(tx, id)?.ok_or_else(|| ApiError::internal("created task vanished"))?;
     events::task_created(tx, &t);
     Ok(t)
 }
@@ -428,11 +458,6 @@ pub fn retry(cx: &Cx, who: &Creator, id: &str) -> ApiResult<Task> {
         source: "api",
         idempotency_key: None,
     };
-    let (uid, index) = (who.user_id, cx.svc.claimable.clone());
-    cx.write(move |tx| {
-        policy::check_daily_tasks(tx, uid, 1)?;
-        let id = tasks::insert(tx, &new)?;
-        made_claimable(tx, &index, new.device_id, new.user_id);
-        created(tx, &id)
-    })
+    let index = cx.svc.claimable.clone();
+    cx.write(move |tx| queue(tx, &index, &new))
 }
