@@ -29,16 +29,12 @@ pub fn enqueue(tx: &Tx, m: &NewMail) -> ApiResult<i64> {
     Ok(id)
 }
 
-/// The last `max` bytes of `s` (on a character boundary), marked when cut.
+/// The last `max` bytes of `s` (`events::tail`), marked with how much was cut.
 fn tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+    match events::tail(s, max) {
+        (t, false) => t.to_string(),
+        (t, true) => format!("…[{} bytes cut]…{t}", s.len() - t.len()),
     }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…[{start} bytes cut]…{}", &s[start..])
 }
 
 /// Minimal HTML escaping for the `<pre>` version of a text mail.
