@@ -69,10 +69,7 @@ pub fn admit(
     if limit == 0 {
         return Ok(None);
     }
-    Ok(Some(Limited {
-        verdict: app.rate.check(key, limit, Instant::now()),
-        class,
-    }))
+    Ok(Some(admit_key(app, key, limit, class)))
 }
 
 /// Counts one request of `key` against `limit` per minute, in metrics class `class`.
@@ -121,18 +118,11 @@ pub fn stamp(outcome: Outcome, limited: Option<Limited>) -> Outcome {
         return outcome;
     };
     match outcome {
-        Outcome::Reply(mut r) => {
-            r.headers.extend(headers(&l.verdict));
-            Outcome::Reply(r)
-        }
+        Outcome::Reply(r) => Outcome::Reply(with_headers(r, &l)),
         Outcome::Park(mut p) => {
             let inner = p.recheck;
-            p.recheck = Box::new(move |cx, req, last| {
-                inner(cx, req, last).map(|mut r| {
-                    r.headers.extend(headers(&l.verdict));
-                    r
-                })
-            });
+            p.recheck =
+                Box::new(move |cx, req, last| inner(cx, req, last).map(|r| with_headers(r, &l)));
             Outcome::Park(p)
         }
         // An event stream's headers are written by the events thread; the open was counted.
