@@ -369,26 +369,34 @@ fn kv_limits(cx: &Cx) -> (i64, i64) {
 /// A write's size and the size of the row it replaces (live or expired), if any.
 type Sizes = Vec<(i64, Option<i64>)>;
 
+impl Put {
+    /// The bytes an entry takes in the quota: key and value.
+    fn size(&self) -> i64 {
+        (self.key.len() + self.value.len()) as i64
+    }
+}
+
 /// The sizes of `puts` against what is stored now.
 fn sizes_of(tx: &Tx, device_id: i64, puts: &[Put]) -> ApiResult<Sizes> {
     puts.iter()
         .map(|p| {
             let old = kv::stored(tx, device_id, &p.key)?.map(|r| r.size_bytes);
-            Ok(((p.key.len() + p.value.len()) as i64, old))
+            Ok((p.size(), old))
         })
         .collect()
 }
 
-/// Checks that writes of `sizes` keep the store within its quotas; a store over a limit first
-/// frees its expired entries, then `again` reads the sizes anew. `limits` =
-/// (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`). Errors: 403 `QUOTA_EXCEEDED`.
+/// Checks that writing `puts` (whose sizes against what is stored are `sizes`) keeps the store
+/// within its quotas; a store over a limit first frees its expired entries, then the sizes are
+/// read anew. `limits` = (`CCJK_KV_MAX_KEYS`, `CCJK_KV_MAX_BYTES`). Errors: 403
+/// `QUOTA_EXCEEDED`.
 fn check_quotas(
     tx: &Tx,
     limits: (i64, i64),
     s: Store,
     now: &str,
+    puts: &[Put],
     sizes: Sizes,
-    again: impl FnOnce(&Tx) -> ApiResult<Sizes>,
 ) -> ApiResult<()> {
     let growth = |tx: &Tx, sizes: &Sizes| -> ApiResult<(KvGrowth, i64)> {
         let (keys, bytes) = kv::usage(tx, s.device_id)?;
@@ -411,7 +419,7 @@ fn check_quotas(
     if first.is_ok() || kv::delete_expired_of_device(tx, s.device_id, now)? == 0 {
         return first;
     }
-    let sizes = again(tx)?;
+    let sizes = sizes_of(tx, s.device_id, puts)?;
     within(growth(tx, &sizes)?)
 }
 
@@ -426,17 +434,14 @@ pub fn put(cx: &Cx, s: Store, p: Put, pre: Precondition) -> ApiResult<Written> {
         let stored = kv::stored(tx, s.device_id, &p.key)?;
         let before = stored.as_ref().filter(|r| r.live(&now));
         pre.check(before.map(|r| r.version))?;
-        let size = (p.key.len() + p.value.len()) as i64;
-        let sizes = vec![(size, stored.as_ref().map(|r| r.size_bytes))];
-        check_quotas(tx, limits, s, &now, sizes, |tx| {
-            sizes_of(tx, s.device_id, std::slice::from_ref(&p))
-        })?;
+        let sizes = vec![(p.size(), stored.as_ref().map(|r| r.size_bytes))];
+        check_quotas(tx, limits, s, &now, std::slice::from_ref(&p), sizes)?;
         let version = kv::next_revision(tx, s.device_id)?;
         let w = kv::Write {
             key: &p.key,
             value: &p.value,
             content_type: &p.content_type,
-            size_bytes: size,
+            size_bytes: p.size(),
             version,
             expires_at: p.expires_at.as_deref(),
         };
@@ -445,9 +450,9 @@ pub fn put(cx: &Cx, s: Store, p: Put, pre: Precondition) -> ApiResult<Written> {
         // that had expired) starts now.
         let meta = Meta {
             created_at: before.map_or_else(|| now.clone(), |r| r.created_at.clone()),
+            size_bytes: p.size(),
             key: p.key,
             content_type: p.content_type,
-            size_bytes: size,
             version,
             expires_at: p.expires_at,
             updated_at: now.clone(),
@@ -492,9 +497,7 @@ pub fn import(cx: &Cx, s: Store, puts: Vec<Put>) -> ApiResult<usize> {
     let limits = kv_limits(cx);
     cx.write(move |tx| {
         let sizes = sizes_of(tx, s.device_id, &puts)?;
-        check_quotas(tx, limits, s, &now, sizes, |tx| {
-            sizes_of(tx, s.device_id, &puts)
-        })?;
+        check_quotas(tx, limits, s, &now, &puts, sizes)?;
         if puts.is_empty() {
             return Ok(0);
         }
@@ -504,7 +507,7 @@ pub fn import(cx: &Cx, s: Store, puts: Vec<Put>) -> ApiResult<usize> {
                 key: &p.key,
                 value: &p.value,
                 content_type: &p.content_type,
-                size_bytes: (p.key.len() + p.value.len()) as i64,
+                size_bytes: p.size(),
                 version,
                 expires_at: p.expires_at.as_deref(),
             };
