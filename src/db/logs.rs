@@ -144,24 +144,15 @@ pub fn delete_ids(c: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
 mod tests {
     use rusqlite::Connection;
 
-    /// The plan of `sql`, one line per step.
+    /// The plan of `sql` with dates bound, as the server's readers plan.
     fn plan(c: &Connection, sql: &str) -> Vec<String> {
-        let mut st = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("plan");
-        let args: Vec<rusqlite::types::Value> = (0..st.parameter_count())
-            .map(|_| rusqlite::types::Value::Text("2026-01-20T00:00:00.000Z".into()))
-            .collect();
-        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows")
+        let date = rusqlite::types::Value::Text("2026-01-20T00:00:00.000Z".into());
+        crate::db::plans::explain(c, sql, |n| vec![date; n])
     }
 
     #[test]
     fn retention_reads_indexes_and_never_a_whole_log_or_task_table() {
-        let c = Connection::open_in_memory().expect("db");
-        crate::db::migrations::migrate(&c).expect("schema");
+        let c = crate::db::plans::fresh();
         // The users are walked (one seek per user); their logs and old tasks by index.
         let logs = plan(&c, super::EXPIRED);
         assert!(

@@ -273,6 +273,42 @@ impl<T> OptionalRow<T> for rusqlite::Result<T> {
     }
 }
 
+/// Query plans for the tests that check a statement uses its index (`EXPLAIN QUERY PLAN`).
+#[cfg(test)]
+pub(crate) mod plans {
+    use rusqlite::Connection;
+    use rusqlite::types::Value;
+
+    /// A fresh in-memory database at the current schema, planning as the server's readers
+    /// do (`Db::reader`: plans never depend on bound values).
+    pub fn fresh() -> Connection {
+        let c = Connection::open_in_memory().expect("db");
+        crate::db::migrations::migrate(&c).expect("schema");
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .expect("qpsg");
+        c
+    }
+
+    /// The plan of `sql`, one line per step, with `args(n)` bound to its `n` parameters.
+    pub fn explain(
+        c: &Connection,
+        sql: &str,
+        args: impl FnOnce(usize) -> Vec<Value>,
+    ) -> Vec<String> {
+        let mut st = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let args = args(st.parameter_count());
+        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

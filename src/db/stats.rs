@@ -102,24 +102,14 @@ pub fn devices_online(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
 mod tests {
     use super::*;
 
-    /// `EXPLAIN QUERY PLAN` lines of `sql` on a fresh database.
+    /// `EXPLAIN QUERY PLAN` lines of `sql` with ids bound, as the server's readers plan.
     fn plan(c: &Connection, sql: &str) -> Vec<String> {
-        let mut st = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("plan");
-        let n = st.parameter_count();
-        let args: Vec<rusqlite::types::Value> =
-            (0..n).map(|_| rusqlite::types::Value::Integer(1)).collect();
-        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows")
+        crate::db::plans::explain(c, sql, |n| vec![rusqlite::types::Value::Integer(1); n])
     }
 
     #[test]
     fn no_statement_scans_a_table() {
-        let c = Connection::open_in_memory().expect("db");
-        crate::db::migrations::migrate(&c).expect("schema");
+        let c = crate::db::plans::fresh();
         for sql in [FINISHED_BY_DAY, ONLINE_SECONDS, DEVICES_ONLINE] {
             let p = plan(&c, sql);
             assert!(

@@ -290,24 +290,12 @@ mod tests {
     /// The query plan of a search, one line per step.
     fn plan(c: &Connection, s: &Search) -> Vec<String> {
         let (sql, params) = search_sql(1, s, 21, 0).expect("sql");
-        c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain")
-            .query_map(params_from_iter(params), |r| r.get::<_, String>(3))
-            .expect("plan")
-            .collect::<rusqlite::Result<_>>()
-            .expect("rows")
+        crate::db::plans::explain(c, &sql, |_| params)
     }
 
     #[test]
     fn lookups_use_their_indexes_and_never_scan_accounts() {
-        let c = Connection::open_in_memory().expect("db");
-        crate::db::migrations::migrate(&c).expect("schema");
-        // As the server's readers plan (db::Db::reader).
-        c.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )
-        .expect("qpsg");
+        let c = crate::db::plans::fresh();
         create_prop_index(&c, "region").expect("index");
         let text = |s: &str| vec![Sql::Text(s.into())];
         let prop = |field: &str, matches| Search {
