@@ -142,6 +142,22 @@ pub fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Out
     }
 }
 
+/// Runs `script` with `bash -euo pipefail` (the README's walk-throughs, as a reader pastes
+/// them); fails the test with its stderr unless it succeeds; returns its stdout.
+pub fn run_bash(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .expect("bash (the README's walk-throughs need bash, curl, jq and openssl)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

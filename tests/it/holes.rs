@@ -312,16 +312,7 @@ fn the_readme_walkthrough_runs_and_runs_again_on_the_same_database() {
     let s = TestServer::start();
     let script = walkthrough(s.base());
     for run in 1..=2 {
-        let out = std::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .output()
-            .expect("bash (the walk-through needs bash, curl and jq)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "run {run} failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = run_bash(&script);
         assert!(
             stdout.contains("\"stdout\": \"hello\\n\""),
             "run {run}:\n{stdout}"

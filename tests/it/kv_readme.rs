@@ -30,16 +30,7 @@ fn script(base: &str, db: &str) -> String {
 fn the_readme_kv_section_runs() {
     let s = TestServer::start_with(|c| c.rate_limit_user = 0);
     let db = s.db_path().display().to_string();
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script(s.base(), &db)])
-        .output()
-        .expect("bash (the README needs bash, curl and jq)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::run_bash(&script(s.base(), &db));
     for expected in [
         "content-type: text/plain",
         "\r\n\r\ndark",

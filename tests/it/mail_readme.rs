@@ -29,16 +29,7 @@ fn script(base: &str) -> String {
 fn the_readme_mail_walkthrough_runs() {
     let relay = FakeRelay::start(Answer::json(200, r#"{"id":"local-1"}"#));
     let s = TestServer::start_with(|c| use_relay(c, &relay, Provider::Webhook));
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script(s.base())])
-        .output()
-        .expect("bash (the README needs bash, curl, jq and openssl)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::run_bash(&script(s.base()));
     // Accepted once, a duplicate the second time, and the daemon's result stored.
     assert!(stdout.contains(r#""status": "accepted""#), "{stdout}");
     assert!(

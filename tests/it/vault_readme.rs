@@ -30,16 +30,7 @@ fn script(base: &str) -> String {
 #[test]
 fn the_readme_vault_section_runs() {
     let s = TestServer::start();
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script(s.base())])
-        .output()
-        .expect("bash (the README needs bash, curl and jq)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::run_bash(&script(s.base()));
     for expected in [
         r#""props.apiKey": "does not match ^sk-""#,
         r#"{"username":"home","is_active":true}"#,
